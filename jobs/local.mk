@@ -1,0 +1,1 @@
+# jobs shipped with kd_hpc

@@ -1,0 +1,1 @@
+noinst_HEADERS += include/kd/cli/exit_codes.h

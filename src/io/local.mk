@@ -1,0 +1,1 @@
+# io: files are added as the layer grows

@@ -1,0 +1,1 @@
+# job: files are added as the layer grows

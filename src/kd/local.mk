@@ -1,0 +1,1 @@
+# kd: files are added as the layer grows

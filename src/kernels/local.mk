@@ -1,0 +1,2 @@
+# kernels: files are added as the layer grows
+noinst_HEADERS += include/kd/kernels/dims.h

@@ -1,0 +1,1 @@
+# safetensors / config.json / checkpoints: files added here

@@ -1,0 +1,4 @@
+# model: files are added as the layer grows
+noinst_HEADERS += include/kd/model/bert_config.h
+include src/model/tokenizer.mk
+include src/model/checkpoint.mk

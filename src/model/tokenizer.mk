@@ -1,0 +1,1 @@
+# tokenizer: files added here
