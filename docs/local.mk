@@ -1,1 +1,1 @@
-# documentation
+dist_doc_DATA += docs/job-config.md

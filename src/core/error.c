@@ -38,7 +38,17 @@ int kd_err_prefix(struct kd_err *e, const char *fmt, ...)
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, e->msg, sizeof old);
-    snprintf(e->msg, sizeof e->msg, "%s: %s", prefix, old);
+    /* prefix, ": ", then as much of the old text as fits */
+    size_t lp = strnlen(prefix, sizeof prefix), lo = strnlen(old, sizeof old - 1);
+    if (lp + 2 >= sizeof e->msg)
+        lp = sizeof e->msg - 3;
+    memcpy(e->msg, prefix, lp);
+    memcpy(e->msg + lp, ": ", 2);
+    size_t room = sizeof e->msg - lp - 3;
+    if (lo > room)
+        lo = room;
+    memcpy(e->msg + lp + 2, old, lo);
+    e->msg[lp + 2 + lo] = '\0';
     return -1;
 }
 

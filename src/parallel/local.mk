@@ -1,2 +1,2 @@
-src_libkd_a_SOURCES += src/parallel/comm.c
-noinst_HEADERS += include/kd/parallel/comm.h
+src_libkd_a_SOURCES += src/parallel/comm.c src/parallel/layout.c
+noinst_HEADERS += include/kd/parallel/comm.h include/kd/parallel/layout.h

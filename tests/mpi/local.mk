@@ -1,1 +1,7 @@
-# mpi tests
+check_PROGRAMS += tests/mpi/p_comm tests/mpi/p_abort
+tests_mpi_p_comm_SOURCES = tests/mpi/p_comm.c
+tests_mpi_p_comm_LDADD = $(TEST_LIBS)
+tests_mpi_p_abort_SOURCES = tests/mpi/p_abort.c
+tests_mpi_p_abort_LDADD = $(TEST_LIBS)
+TESTS += tests/mpi/mpi_tests.sh
+EXTRA_DIST += tests/mpi/mpi_tests.sh

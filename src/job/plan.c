@@ -1,0 +1,247 @@
+/* plan.c: the dry-run plan: rank layout with pipeline partition, per-rank
+ * memory estimates, stage plan, and the inputs that are missing. */
+#include "kd/job/plan.h"
+#include "kd/core/atomic_file.h"
+#include "kd/core/log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int64_t model_param_count(const struct model_shape *m)
+{
+    int64_t C = m->hidden, F = m->intermediate;
+    int64_t emb = (m->vocab + m->positions + 2) * C + 2 * C;
+    int64_t layer = 4 * (C * C + C) + 2 * C + 2 * C * F + F + C + 2 * C;
+    int64_t head = C * C + C + m->labels * C + m->labels;
+    return emb + m->layers * layer + head;
+}
+
+/* Forward FLOPs of one encoder layer for one sequence of T tokens. */
+static double layer_flops(const struct model_shape *m, double T)
+{
+    double C = (double)m->hidden, F = (double)m->intermediate;
+    return 2.0 * T * (4.0 * C * C + 2.0 * C * F) + 4.0 * T * T * C;
+}
+
+static int64_t count_lines(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    int64_t n = 0;
+    char buf[1 << 16];
+    size_t got;
+    while ((got = fread(buf, 1, sizeof buf, f)) > 0)
+        for (size_t i = 0; i < got; i++)
+            n += buf[i] == '\n';
+    fclose(f);
+    return n;
+}
+
+int job_plan_make(const struct job *job, int world, struct job_plan *plan,
+                  struct job_errors *errs)
+{
+    memset(plan, 0, sizeof *plan);
+    plan->world = world;
+    const char *vocab = job->data.vocab;
+    int64_t vocab_lines = vocab[0] ? count_lines(vocab) : -1;
+    plan->teacher = (struct model_shape){job->teacher.layers, job->teacher.hidden,
+                                         job->teacher.heads, job->teacher.intermediate,
+                                         job->teacher.vocab_size, job->teacher.max_positions,
+                                         job->data.num_labels ? job->data.num_labels : 2};
+    if (!plan->teacher.vocab)
+        plan->teacher.vocab = vocab_lines > 0 ? vocab_lines : 30522;
+    plan->teacher_source = job->teacher.checkpoint[0]
+                               ? "job keys teacher.* (checkpoint's config.json is read at run time)"
+                               : "job keys teacher.*";
+    plan->student = (struct model_shape){job->student.layers, job->student.hidden,
+                                         job->student.heads, job->student.intermediate,
+                                         plan->teacher.vocab, job->data.max_seq_len,
+                                         plan->teacher.labels};
+    if (job->data.task == DATA_TASK_TSV) {
+        int64_t lines = count_lines(job->data.train);
+        plan->n_train = lines > 0 ? lines - 1 : -1; /* header row */
+    } else {
+        plan->n_train = job->data.synthetic_train;
+    }
+
+    char err[512];
+    int S = (int)job->teacher.pipeline_stages;
+    if (layout_plan(&plan->layout, world, S, err, sizeof err)) {
+        job_errors_add(errs, "%s: rank layout: %s", job->path, err);
+        return -1;
+    }
+    int units = (int)plan->teacher.layers + 1; /* unit 0 = embeddings */
+    if (S > (int)plan->teacher.layers) {
+        job_errors_add(errs, "%s: rank layout: teacher.pipeline_stages = %d is more than the "
+                       "teacher's %lld layers", job->path, S, (long long)plan->teacher.layers);
+        return -1;
+    }
+    for (int i = 0; i < job->n_stages; i++) {
+        const struct stage_cfg *st = &job->stages[i];
+        if (st->kind == STAGE_KIND_DISTILL && st->mode == DISTILL_MODE_ONLINE &&
+            st->teacher_ranks >= world) {
+            job_errors_add(errs, "%s: rank layout: stage \"%s\" is online with teacher_ranks "
+                           "= %lld, which leaves no student rank out of %d", job->path,
+                           st->name, (long long)st->teacher_ranks, world);
+            return -1;
+        }
+    }
+    /* Pipeline partition by modelled cost: the embedding lookup is cheap,
+     * the classifier head rides with the last layer. */
+    double cost[129];
+    double T = (double)job->data.max_seq_len;
+    cost[0] = 0.05 * layer_flops(&plan->teacher, T);
+    for (int l = 1; l < units; l++)
+        cost[l] = layer_flops(&plan->teacher, T);
+    layout_partition(cost, units, S, plan->teacher_first);
+    return 0;
+}
+
+static double gib(double bytes) { return bytes / (1024.0 * 1024.0 * 1024.0); }
+
+/* Bytes of activations kept for backward per sequence of one layer (fp32),
+ * counted like the engine's activation table: inputs of the 4 projections,
+ * QKV, attention probabilities, FFN pre-activation and output, 2 LayerNorms. */
+static double layer_act_bytes(const struct model_shape *m, double T)
+{
+    double C = (double)m->hidden, F = (double)m->intermediate, NH = (double)m->heads;
+    return 4.0 * (T * (3 * C + C + C + 2 * F + C + 4 * C) + 2 * NH * T * T);
+}
+
+void job_plan_print(const struct job *job, const struct job_plan *plan)
+{
+    const struct rank_layout *l = &plan->layout;
+    const struct model_shape *t = &plan->teacher, *s = &plan->student;
+    double T = (double)job->data.max_seq_len;
+    int S = l->pipeline_stages;
+    log_info0("plan for %d rank%s:", plan->world, plan->world == 1 ? "" : "s");
+    log_info0("  teacher: %lld layers, hidden %lld, %lld heads, FFN %lld, vocab %lld "
+              "(%.1fM parameters; shape from %s)", (long long)t->layers, (long long)t->hidden,
+              (long long)t->heads, (long long)t->intermediate, (long long)t->vocab,
+              (double)model_param_count(t) / 1e6, plan->teacher_source);
+    log_info0("  student: %lld layers, hidden %lld, %lld heads, FFN %lld (%.1fM parameters), "
+              "init %s", (long long)s->layers, (long long)s->hidden, (long long)s->heads,
+              (long long)s->intermediate, (double)model_param_count(s) / 1e6,
+              job->student.init == STUDENT_INIT_PCA ? "pca"
+              : job->student.init == STUDENT_INIT_TEACHER_LAYERS ? "teacher_layers" : "random");
+    log_info0("  teacher stages: %d pipeline stage%s x %d replica%s; student stages: %d "
+              "data-parallel rank%s", S, S == 1 ? "" : "s", l->replicas,
+              l->replicas == 1 ? "" : "s", plan->world, plan->world == 1 ? "" : "s");
+    for (int p = 0; p < S; p++) {
+        int a = plan->teacher_first[p], b = plan->teacher_first[p + 1] - 1;
+        log_info0("    pipeline stage %d: %s%slayers %d-%d%s", p, a == 0 ? "embeddings + " : "",
+                  a == 0 && b == 0 ? "no" : "", a == 0 ? 1 : a, b,
+                  p == S - 1 ? " + pooler/heads" : "");
+    }
+    /* memory: teacher weights of the stage (+ grads and Adam state when it
+     * is fine-tuned), activations of one micro-batch per layer; student
+     * replica: weights, grads, Adam m and v, activations of its batch share */
+    int finetune = 0;
+    int64_t student_batch = 32;
+    for (int i = 0; i < job->n_stages; i++) {
+        finetune |= job->stages[i].kind == STAGE_KIND_FINETUNE;
+        if (job->stages[i].kind == STAGE_KIND_DISTILL)
+            student_batch = job->stages[i].batch;
+    }
+    double per_layer_w = (double)(model_param_count(t) - model_param_count(&(struct model_shape){
+                                      0, t->hidden, t->heads, t->intermediate, t->vocab,
+                                      t->positions, t->labels})) / (double)t->layers;
+    double emb_w = (double)((t->vocab + t->positions + 2) * t->hidden);
+    double mb = (double)job->teacher.micro_batch;
+    double s_local = (double)(student_batch + plan->world - 1) / plan->world;
+    double s_bytes = 16.0 * (double)model_param_count(s) +
+                     s_local * (double)s->layers * layer_act_bytes(s, T);
+    log_info0("  rank | teacher replica.stage | teacher layers | teacher GiB | student GiB");
+    for (int r = 0; r < plan->world; r++) {
+        int rep, st;
+        layout_teacher_role(l, r, &rep, &st);
+        int a = plan->teacher_first[st], b = plan->teacher_first[st + 1] - 1;
+        int nl = b - (a == 0 ? 0 : a - 1);
+        double w = per_layer_w * nl + (a == 0 ? emb_w : 0);
+        double bytes = (finetune ? 16.0 : 4.0) * w +
+                       mb * (S > 1 ? (double)S : 1.0) * nl * layer_act_bytes(t, T);
+        log_info0("  %4d | %9d.%-10d | %5d-%-8d | %11.2f | %11.2f", r, rep, st, a == 0 ? 1 : a,
+                  b, gib(bytes), gib(s_bytes));
+    }
+    log_info0("stage plan (%d stage%s):", job->n_stages, job->n_stages == 1 ? "" : "s");
+    for (int i = 0; i < job->n_stages; i++) {
+        const struct stage_cfg *st = &job->stages[i];
+        switch (st->kind) {
+        case STAGE_KIND_FINETUNE:
+            log_info0("  %d. %s (finetune): train the teacher on data.train, %g epochs, batch "
+                      "%lld, lr %g; pipeline %d x %d", i + 1, st->name, st->epochs,
+                      (long long)st->batch, st->lr, S, l->replicas);
+            break;
+        case STAGE_KIND_PRUNE:
+            log_info0("  %d. %s (prune): sparse teacher", i + 1, st->name);
+            break;
+        case STAGE_KIND_EXTRACT:
+            log_info0("  %d. %s (extract): teacher inference over data.train -> %s/teacher.h5 "
+                      "(%d output kind%s, %s); %d replicas in parallel", i + 1, st->name,
+                      job->job.output_dir, st->outputs.n, st->outputs.n == 1 ? "" : "s",
+                      st->precision == PRECISION_FP32 ? "fp32" : st->precision ==
+                      PRECISION_FP16 ? "fp16" : "bf16", l->replicas);
+            break;
+        case STAGE_KIND_DISTILL: {
+            char terms[256] = "";
+            size_t used = 0;
+            for (int k = 0; k < st->n_losses; k++)
+                used += (size_t)snprintf(terms + used, sizeof terms - used, "%s%s x%g",
+                                         k ? " + " : "", loss_kind_name(st->losses[k].kind),
+                                         st->losses[k].weight);
+            log_info0("  %d. %s (distill, %s, method %s): %s; %g epochs, batch %lld, lr %g; "
+                      "%d data-parallel ranks", i + 1, st->name,
+                      st->mode == DISTILL_MODE_ONLINE ? "online" : "offline",
+                      st->method == DISTILL_METHOD_PID ? "pid"
+                      : st->method == DISTILL_METHOD_SID ? "sid" : "all", terms, st->epochs,
+                      (long long)st->batch, st->lr,
+                      st->mode == DISTILL_MODE_ONLINE ? plan->world - (int)st->teacher_ranks
+                                                      : plan->world);
+            break;
+        }
+        case STAGE_KIND_EVALUATE:
+            log_info0("  %d. %s (evaluate): teacher and student on the %s split -> report.md, "
+                      "metrics.csv, plots", i + 1, st->name,
+                      st->split == EVAL_SPLIT_DEV ? "dev" : "test");
+            break;
+        case STAGE_KIND_EXPORT:
+            log_info0("  %d. %s (export): student as a Hugging Face directory -> %s", i + 1,
+                      st->name, st->dir[0] ? st->dir : "<output_dir>/student");
+            break;
+        }
+    }
+    if (plan->n_train >= 0)
+        log_info0("training examples: %lld", (long long)plan->n_train);
+}
+
+static int missing(const char *what, const char *path, const char *hint)
+{
+    if (!path[0] || fs_exists(path))
+        return 0;
+    log_warn0("missing input: %s %s%s%s", what, path, hint ? " " : "", hint ? hint : "");
+    return 1;
+}
+
+int job_plan_missing_inputs(const struct job *job)
+{
+    int n = 0;
+    if (job->data.task == DATA_TASK_TSV) {
+        n += missing("data.train", job->data.train, NULL);
+        n += missing("data.dev", job->data.dev, NULL);
+        n += missing("data.test", job->data.test, NULL);
+    }
+    n += missing("data.vocab", job->data.vocab, NULL);
+    if (job->teacher.checkpoint[0]) {
+        char p[4096];
+        snprintf(p, sizeof p, "%s/config.json", job->teacher.checkpoint);
+        n += missing("teacher.checkpoint", p,
+                     "(a Hugging Face BERT directory: config.json, model.safetensors, vocab.txt)");
+    }
+    if (job->student.checkpoint[0]) {
+        char p[4096];
+        snprintf(p, sizeof p, "%s/config.json", job->student.checkpoint);
+        n += missing("student.checkpoint", p, NULL);
+    }
+    return n;
+}
