@@ -29,3 +29,6 @@ include tests/model/tokenizer.mk
 include tests/model/checkpoint.mk
 include tests/job/local.mk
 include tests/mpi/local.mk
+
+include tests/io/store.mk
+include tests/io/data.mk

@@ -1,1 +1,2 @@
-# io: files are added as the layer grows
+# HDF5 helpers and teacher store: files added here
+include src/io/data.mk

@@ -1,0 +1,1 @@
+# TSV reader and synthetic task: files added here
