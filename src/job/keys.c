@@ -234,6 +234,8 @@ static void split_path(const char *path, char *section, size_t n, const char **l
 {
     const char *dot = strrchr(path, '.');
     size_t len = dot ? (size_t)(dot - path) : 0;
+    if (n == 0)
+        return;
     if (len >= n)
         len = n - 1;
     memcpy(section, path, len);

@@ -20,7 +20,7 @@ static const char *srcdir(void)
 }
 
 /* Expected messages from the "# expect: " lines of a bad job file. */
-static int read_expectations(const char *path, char lines[][1024], int max)
+static int read_expectations(const char *path, char lines[][4096], int max)
 {
     FILE *f = fopen(path, "r");
     if (!f)
@@ -35,9 +35,9 @@ static int read_expectations(const char *path, char lines[][1024], int max)
         /* FILE stands for the path the job was opened with */
         const char *rest = buf + strlen(tag);
         if (strncmp(rest, "FILE", 4) == 0)
-            snprintf(lines[n++], 1024, "%s%s", path, rest + 4);
+            snprintf(lines[n++], 4096, "%.2000s%.2000s", path, rest + 4);
         else
-            snprintf(lines[n++], 1024, "%s", rest);
+            snprintf(lines[n++], 4096, "%.4000s", rest);
     }
     fclose(f);
     return n;
@@ -78,7 +78,7 @@ static void test_bad_files(void)
     char **files;
     int n = list_cfgs(dir, &files);
     ok(n >= 20, "at least 20 malformed job files (found %d)", n);
-    static char want[32][1024];
+    static char want[32][4096];
     for (int i = 0; i < n; i++) {
         int nw = read_expectations(files[i], want, 32);
         struct job job;
