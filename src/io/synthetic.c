@@ -1,0 +1,558 @@
+/* synthetic.c: the embedded synthetic task: grammar tables, vocabulary and
+ * the generator (io layer; no MPI, no tokenizer). The grammar and the
+ * labelling rule are documented in include/kd/io/synthetic.h; the tables
+ * below are the only place the words live, and the vocabulary is derived
+ * from them, so adding a word cannot produce an [UNK].
+ *
+ * Randomness is counter-based (core/rng.h): draw k of example i of a split is
+ * rng_bits_at(seed, stream(kind, split), i * SYNTH_DRAWS + k), so an example
+ * is a pure function of its index and any subset can be regenerated alone.
+ */
+#include "kd/io/synthetic.h"
+#include "kd/core/atomic_file.h"
+#include "kd/core/rng.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define COUNT(a) ((uint32_t)(sizeof(a) / sizeof((a)[0])))
+
+/* ---- grammar tables --------------------------------------------------------- */
+
+/* A verb with its plain form and two negated forms. */
+struct verb {
+    const char *plain;
+    const char *negated[2];
+};
+
+/* Copulas before an adjective: "was good", "did not seem good". */
+static const struct verb adj_verbs[] = {
+    {"was", {"was not", "was never"}},
+    {"is", {"is not", "is never"}},
+    {"seemed", {"did not seem", "never seemed"}},
+    {"felt", {"did not feel", "never felt"}},
+    {"looked", {"did not look", "never looked"}},
+    {"became", {"did not become", "never became"}},
+};
+/* Before "a" + noun: "was a mess", "did not feel like a triumph". At most
+ * four words, which bounds the sentence length (see SYNTHETIC_MAX_TOKENS). */
+static const struct verb noun_verbs[] = {
+    {"was", {"was not", "was never"}},
+    {"is", {"is not", "is never"}},
+    {"seemed like", {"did not seem like", "never seemed like"}},
+    {"felt like", {"did not feel like", "never felt like"}},
+};
+/* Frames around a simple sentence: the first three keep the polarity, the
+ * last three (each with one "not" or "no") flip it. */
+static const char *const frames[] = {
+    "i think that", "it is true that", "everyone says that",
+    "i do not think that", "it is not true that", "no one would say that",
+};
+#define FRAMES_NEGATING_FROM 3
+
+static const char *const determiners[] = {"the", "this"};
+static const char *const modifiers[] = {"new", "long", "short", "recent",
+                                        "second", "latest", "animated", "french"};
+static const char *const nouns[] = {"movie", "film", "plot", "story", "acting",
+                                    "cast", "script", "music", "ending", "dialogue",
+                                    "director", "soundtrack"};
+static const char *const adj_intensifiers[] = {"very", "really", "truly", "quite",
+                                               "so", "extremely", "incredibly", "fairly"};
+static const char *const noun_intensifiers[] = {"real", "total", "complete", "true",
+                                                "genuine"};
+static const char *const positive_adjs[] = {"good", "great", "wonderful", "brilliant",
+                                            "charming", "clever", "delightful", "enjoyable",
+                                            "excellent", "fun", "moving", "superb"};
+static const char *const negative_adjs[] = {"bad", "awful", "boring", "dull",
+                                            "terrible", "weak", "clumsy", "tedious",
+                                            "poor", "bland", "messy", "painful"};
+static const char *const positive_nouns[] = {"triumph", "delight", "masterpiece", "joy",
+                                             "gem", "success"};
+static const char *const negative_nouns[] = {"disaster", "mess", "failure", "bore",
+                                             "letdown", "chore"};
+/* A sentiment word is (table, index), drawn before its polarity is known. */
+_Static_assert(COUNT(positive_adjs) == COUNT(negative_adjs), "adjective tables differ");
+_Static_assert(COUNT(positive_nouns) == COUNT(negative_nouns), "noun tables differ");
+static const char *const openers[] = {"frankly", "honestly", "well"};
+static const char *const tails[] = {"at times", "to me", "this year", "so far",
+                                    "on screen", "again"};
+/* Contrasts of the single task; kind decides which clause wins. */
+enum contrast_kind { CONTRAST_AFTER, CONTRAST_FRONT, CONTRAST_BACK };
+static const struct {
+    const char *word;
+    int kind;
+} contrasts[] = {
+    {"but", CONTRAST_AFTER},     {"yet", CONTRAST_AFTER},
+    {"although", CONTRAST_FRONT}, {"though", CONTRAST_FRONT},
+    {"although", CONTRAST_BACK},  {"though", CONTRAST_BACK},
+};
+static const char *const verdicts[] = {"overall", "altogether"};
+/* Words only the pair premise uses. */
+static const char *const pair_words[] = {"and", "it"};
+
+/* Length bound (SYNTHETIC_MAX_TOKENS): a clause is at most 12 words (the,
+ * modifier, noun, "did not feel like", a, intensifier, noun, two-word tail),
+ * so a single sentence is at most opener 2 + "although" 1 + 12 + "," 1 + 12
+ * + "." 1 = 29 words + [CLS] [SEP] = 31. A pair premise clause has no
+ * determiner choice, modifier or tail (9 words): premise 1 + 9 + 1 + 9 = 20,
+ * hypothesis 2 + 7 = 9, plus 3 specials = 32. */
+
+/* Probabilities of the optional parts (single task unless noted). */
+#define P_CONTRAST 0.35  /* a contrast instead of a simple clause */
+#define P_FRAME 0.30     /* a frame around a simple clause */
+#define P_NEGATED 0.30   /* a clause uses the negated verb form */
+#define P_NOUN 0.30      /* "a NOUN" instead of an adjective */
+#define P_INTENSIFIER 0.40
+#define P_MODIFIER 0.30
+#define P_TAIL 0.25
+#define P_OPENER 0.15
+#define P_VERDICT 0.40   /* pair: a verdict rather than an aspect hypothesis */
+#define P_ECHO 0.50      /* pair: the hypothesis repeats the premise's word */
+
+/* ---- vocabulary ------------------------------------------------------------- */
+
+#define VOCAB_MAX 256
+#define VOCAB_POOL 4096
+
+static struct {
+    int built;
+    int32_t n;
+    const char *tokens[VOCAB_MAX];
+    char pool[VOCAB_POOL];
+    size_t used;
+} vocab;
+
+/* Adds each space-separated word of phrase that is not there yet. */
+static void vocab_add_phrase(const char *phrase)
+{
+    const char *p = phrase;
+    while (*p) {
+        const char *e = strchr(p, ' ');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        int found = 0;
+        for (int32_t i = 0; i < vocab.n && !found; i++)
+            found = strlen(vocab.tokens[i]) == len && memcmp(vocab.tokens[i], p, len) == 0;
+        if (!found) {
+            KD_ASSERT(vocab.n < VOCAB_MAX && vocab.used + len + 1 <= VOCAB_POOL,
+                      "synthetic vocabulary tables outgrew the static pool");
+            char *dst = vocab.pool + vocab.used;
+            memcpy(dst, p, len);
+            dst[len] = '\0';
+            vocab.used += len + 1;
+            vocab.tokens[vocab.n++] = dst;
+        }
+        p += len;
+        while (*p == ' ')
+            p++;
+    }
+}
+
+#define VOCAB_ADD_TABLE(t)                                                    \
+    for (uint32_t i_ = 0; i_ < COUNT(t); i_++)                                \
+        vocab_add_phrase(t[i_])
+
+/* Builds the token list once (static storage, no allocation). The first call
+ * must not race with another thread; every rank calls it from its main
+ * thread while loading data. */
+static void vocab_build(void)
+{
+    if (vocab.built)
+        return;
+    static const char *const specials[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",
+                                           ",", "."};
+    VOCAB_ADD_TABLE(specials);
+    VOCAB_ADD_TABLE(determiners);
+    VOCAB_ADD_TABLE(modifiers);
+    VOCAB_ADD_TABLE(nouns);
+    for (uint32_t i = 0; i < COUNT(adj_verbs); i++) {
+        vocab_add_phrase(adj_verbs[i].plain);
+        vocab_add_phrase(adj_verbs[i].negated[0]);
+        vocab_add_phrase(adj_verbs[i].negated[1]);
+    }
+    for (uint32_t i = 0; i < COUNT(noun_verbs); i++) {
+        vocab_add_phrase(noun_verbs[i].plain);
+        vocab_add_phrase(noun_verbs[i].negated[0]);
+        vocab_add_phrase(noun_verbs[i].negated[1]);
+    }
+    vocab_add_phrase("a");
+    VOCAB_ADD_TABLE(adj_intensifiers);
+    VOCAB_ADD_TABLE(noun_intensifiers);
+    VOCAB_ADD_TABLE(positive_adjs);
+    VOCAB_ADD_TABLE(negative_adjs);
+    VOCAB_ADD_TABLE(positive_nouns);
+    VOCAB_ADD_TABLE(negative_nouns);
+    VOCAB_ADD_TABLE(frames);
+    VOCAB_ADD_TABLE(openers);
+    VOCAB_ADD_TABLE(tails);
+    for (uint32_t i = 0; i < COUNT(contrasts); i++)
+        vocab_add_phrase(contrasts[i].word);
+    VOCAB_ADD_TABLE(verdicts);
+    VOCAB_ADD_TABLE(pair_words);
+    vocab.built = 1;
+}
+
+int32_t synthetic_vocab_size(void)
+{
+    vocab_build();
+    return vocab.n;
+}
+
+const char *synthetic_vocab_token(int32_t id)
+{
+    vocab_build();
+    return id >= 0 && id < vocab.n ? vocab.tokens[id] : NULL;
+}
+
+int synthetic_vocab_write(const char *path, struct kd_err *err)
+{
+    vocab_build();
+    struct fs_atomic a;
+    char msg[512];
+    if (fs_atomic_open(&a, path, msg, sizeof msg))
+        return kd_errf(err, "%s", msg);
+    for (int32_t i = 0; i < vocab.n; i++)
+        fprintf(a.f, "%s\n", vocab.tokens[i]);
+    if (fs_atomic_commit(&a, msg, sizeof msg))
+        return kd_errf(err, "%s", msg);
+    return 0;
+}
+
+const char *synthetic_label_name(int kind, int32_t label)
+{
+    static const char *const single[] = {"negative", "positive"};
+    static const char *const pair[] = {"inconsistent", "consistent"};
+    if (label < 0 || label > 1)
+        return "?";
+    return kind == SYNTHETIC_PAIR ? pair[label] : single[label];
+}
+
+const char *synthetic_kind_name(int kind)
+{
+    return kind == SYNTHETIC_SINGLE ? "synthetic"
+           : kind == SYNTHETIC_PAIR ? "synthetic_pair" : "?";
+}
+
+/* ---- random draws ----------------------------------------------------------- */
+
+/* Draws per example; an example uses well under half of them. */
+#define SYNTH_DRAWS 256
+#define SYNTH_STREAM 0x53594e5400000000ull /* "SYNT" */
+
+struct draw {
+    uint64_t seed, stream, first, k;
+};
+
+static uint32_t draw_bits(struct draw *d)
+{
+    KD_ASSERT(d->k < SYNTH_DRAWS, "synthetic example used more than %d draws", SYNTH_DRAWS);
+    return rng_bits_at(d->seed, d->stream, d->first + d->k++);
+}
+
+/* Uniform in [0, n) by multiply-shift (bias below n / 2^32). */
+static uint32_t draw_below(struct draw *d, uint32_t n)
+{
+    return (uint32_t)(((uint64_t)draw_bits(d) * n) >> 32);
+}
+
+static int draw_chance(struct draw *d, double p)
+{
+    return draw_bits(d) < (uint32_t)(p * 4294967296.0);
+}
+
+#define PICK(d, table) (table[draw_below((d), COUNT(table))])
+
+/* ---- sentence building -------------------------------------------------------- */
+
+struct sbuf {
+    char s[256];
+    size_t n;
+};
+
+static void put(struct sbuf *b, const char *word)
+{
+    size_t len = strlen(word);
+    KD_ASSERT(b->n + len + 2 < sizeof b->s, "synthetic sentence too long");
+    if (b->n)
+        b->s[b->n++] = ' ';
+    memcpy(b->s + b->n, word, len + 1);
+    b->n += len;
+}
+
+/* The sentiment word of a predicate: an adjective or a noun, its table
+ * index and its prior polarity (+1/-1). */
+struct sentiment_word {
+    int noun;
+    uint32_t index;
+    int prior;
+};
+
+/* Appends a predicate whose final polarity (+1/-1) is pol, inside a frame
+ * that flips it when frame_neg. With echo, the sentiment word is echo's and
+ * the negation follows from it; otherwise both are drawn. The word used goes
+ * to *used (may be NULL). Returns 1 if the verb was negated. */
+static int put_predicate(struct draw *d, struct sbuf *b, int pol, int frame_neg,
+                         const struct sentiment_word *echo, struct sentiment_word *used)
+{
+    struct sentiment_word w;
+    int neg;
+    if (echo) {
+        w = *echo;
+        neg = w.prior * (frame_neg ? -1 : 1) != pol;
+    } else {
+        neg = draw_chance(d, P_NEGATED);
+        w.prior = pol * (neg ? -1 : 1) * (frame_neg ? -1 : 1);
+        w.noun = draw_chance(d, P_NOUN);
+        w.index = w.noun ? draw_below(d, COUNT(positive_nouns))
+                         : draw_below(d, COUNT(positive_adjs));
+    }
+    if (w.noun) {
+        const struct verb *v = &PICK(d, noun_verbs);
+        put(b, neg ? v->negated[draw_below(d, 2)] : v->plain);
+        put(b, "a");
+        if (draw_chance(d, P_INTENSIFIER))
+            put(b, PICK(d, noun_intensifiers));
+        put(b, w.prior > 0 ? positive_nouns[w.index] : negative_nouns[w.index]);
+    } else {
+        const struct verb *v = &PICK(d, adj_verbs);
+        put(b, neg ? v->negated[draw_below(d, 2)] : v->plain);
+        if (draw_chance(d, P_INTENSIFIER))
+            put(b, PICK(d, adj_intensifiers));
+        put(b, w.prior > 0 ? positive_adjs[w.index] : negative_adjs[w.index]);
+    }
+    if (used)
+        *used = w;
+    return neg;
+}
+
+/* A full clause of the single task: subject, predicate, optional tail. */
+static int put_clause(struct draw *d, struct sbuf *b, uint32_t noun, int pol, int frame_neg)
+{
+    put(b, PICK(d, determiners));
+    if (draw_chance(d, P_MODIFIER))
+        put(b, PICK(d, modifiers));
+    put(b, nouns[noun]);
+    int neg = put_predicate(d, b, pol, frame_neg, NULL, NULL);
+    if (draw_chance(d, P_TAIL))
+        put(b, PICK(d, tails));
+    return neg;
+}
+
+/* Two different nouns. */
+static void draw_two_nouns(struct draw *d, uint32_t *n1, uint32_t *n2)
+{
+    *n1 = draw_below(d, COUNT(nouns));
+    *n2 = (*n1 + 1 + draw_below(d, COUNT(nouns) - 1)) % COUNT(nouns);
+}
+
+/* One example of the single task; returns the clean label. */
+static int32_t gen_single(struct draw *d, struct sbuf *a, uint32_t *tags)
+{
+    int32_t label = (int32_t)draw_below(d, 2);
+    int pol = label ? 1 : -1;
+    if (draw_chance(d, P_OPENER)) {
+        put(a, PICK(d, openers));
+        put(a, ",");
+    }
+    if (draw_chance(d, P_CONTRAST)) {
+        uint32_t c = draw_below(d, COUNT(contrasts)), win, lose;
+        draw_two_nouns(d, &win, &lose);
+        int neg = 0;
+        *tags |= SYNTHETIC_TAG_CONTRAST;
+        switch (contrasts[c].kind) {
+        case CONTRAST_AFTER: /* lose , but win */
+            neg |= put_clause(d, a, lose, -pol, 0);
+            put(a, ",");
+            put(a, contrasts[c].word);
+            neg |= put_clause(d, a, win, pol, 0);
+            break;
+        case CONTRAST_FRONT: /* although lose , win */
+            put(a, contrasts[c].word);
+            neg |= put_clause(d, a, lose, -pol, 0);
+            put(a, ",");
+            neg |= put_clause(d, a, win, pol, 0);
+            break;
+        default: /* win , although lose */
+            neg |= put_clause(d, a, win, pol, 0);
+            put(a, ",");
+            put(a, contrasts[c].word);
+            neg |= put_clause(d, a, lose, -pol, 0);
+            break;
+        }
+        if (neg)
+            *tags |= SYNTHETIC_TAG_NEGATION;
+    } else {
+        int frame_neg = 0;
+        if (draw_chance(d, P_FRAME)) {
+            uint32_t f = draw_below(d, COUNT(frames));
+            put(a, frames[f]);
+            frame_neg = f >= FRAMES_NEGATING_FROM;
+            *tags |= SYNTHETIC_TAG_FRAME;
+        }
+        int neg = put_clause(d, a, draw_below(d, COUNT(nouns)), pol, frame_neg);
+        if (neg)
+            *tags |= SYNTHETIC_TAG_NEGATION;
+        if (neg && frame_neg)
+            *tags |= SYNTHETIC_TAG_DOUBLE_NEG;
+    }
+    put(a, ".");
+    return label;
+}
+
+/* One example of the pair task; returns the clean label. */
+static int32_t gen_pair(struct draw *d, struct sbuf *a, struct sbuf *b, uint32_t *tags)
+{
+    int32_t label = (int32_t)draw_below(d, 2);
+    uint32_t noun[2];
+    int pol[2];
+    struct sentiment_word word[2];
+    draw_two_nouns(d, &noun[0], &noun[1]);
+    pol[0] = draw_below(d, 2) ? 1 : -1;
+    pol[1] = draw_below(d, 2) ? 1 : -1;
+    /* premise shape: 0 single, 1 "and", 2 "but", 3 "although" front, 4 back */
+    static const double shape_cdf[] = {0.25, 0.50, 0.70, 0.85, 1.0};
+    uint32_t u = draw_bits(d), shape = 0;
+    while ((double)u >= shape_cdf[shape] * 4294967296.0 && shape < 4)
+        shape++;
+    int n_clauses = shape == 0 ? 1 : 2, overall = 0, neg = 0;
+    if (shape >= 2)
+        pol[1] = -pol[0]; /* contrasts join opposite clauses */
+    /* the clauses are written in index order; the shape decides the winner */
+    switch (shape) {
+    case 0: overall = pol[0]; break;
+    case 1: overall = pol[0] == pol[1] ? pol[0] : 0; break;
+    case 2: overall = pol[1]; break;          /* c0 , but c1: c1 wins */
+    case 3: overall = pol[1]; break;          /* although c0 , c1: c1 wins */
+    default: overall = pol[0]; break;         /* c0 , although c1: c0 wins */
+    }
+    if (shape == 3)
+        put(a, "although");
+    for (int c = 0; c < n_clauses; c++) {
+        if (c == 1) {
+            put(a, ",");
+            if (shape == 1)
+                put(a, "and");
+            else if (shape == 2)
+                put(a, "but");
+            else if (shape == 4)
+                put(a, "although");
+        }
+        put(a, "the");
+        put(a, nouns[noun[c]]);
+        neg |= put_predicate(d, a, pol[c], 0, NULL, &word[c]);
+    }
+    if (shape >= 2)
+        *tags |= SYNTHETIC_TAG_CONTRAST;
+    /* hypothesis about clause k (an aspect) or the winner (a verdict) */
+    int target;
+    uint32_t k;
+    if (overall != 0 && draw_chance(d, P_VERDICT)) {
+        *tags |= SYNTHETIC_TAG_VERDICT;
+        target = overall;
+        k = shape == 2 || shape == 3 ? 1 : 0;
+        put(b, PICK(d, verdicts));
+        put(b, "it");
+    } else {
+        k = n_clauses == 1 ? 0 : draw_below(d, 2);
+        target = pol[k];
+        put(b, "the");
+        put(b, nouns[noun[k]]);
+    }
+    /* an echo repeats clause k's sentiment word, so only the negations differ */
+    const struct sentiment_word *echo = draw_chance(d, P_ECHO) ? &word[k] : NULL;
+    neg |= put_predicate(d, b, label ? target : -target, 0, echo, NULL);
+    if (neg)
+        *tags |= SYNTHETIC_TAG_NEGATION;
+    return label;
+}
+
+/* ---- sets ------------------------------------------------------------------- */
+
+void synthetic_free(struct synthetic_set *s)
+{
+    free(s->ex);
+    free(s->text);
+    memset(s, 0, sizeof *s);
+}
+
+int synthetic_generate(struct synthetic_set *s, int kind, int split, int64_t n,
+                       uint64_t seed, double noise, struct kd_err *err)
+{
+    memset(s, 0, sizeof *s);
+    if (kind != SYNTHETIC_SINGLE && kind != SYNTHETIC_PAIR)
+        return kd_errf(err, "synthetic task: expected kind synthetic or synthetic_pair, "
+                       "got %d", kind);
+    if (split < SYNTHETIC_SPLIT_TRAIN || split > SYNTHETIC_SPLIT_TEST)
+        return kd_errf(err, "synthetic task: expected split train, dev or test, got %d",
+                       split);
+    if (n < 1)
+        return kd_errf(err, "synthetic task: expected at least 1 example, got %lld",
+                       (long long)n);
+    if (!(noise >= 0.0 && noise <= 0.5))
+        return kd_errf(err, "synthetic task: expected data.synthetic_noise in [0, 0.5], "
+                       "got %g", noise);
+    s->kind = kind;
+    s->split = split;
+    s->seed = seed;
+    s->noise = noise;
+    s->n = n;
+    s->ex = kd_calloc((size_t)n, sizeof *s->ex);
+    /* texts go to one growing buffer; offsets become pointers at the end */
+    size_t cap = (size_t)n * (kind == SYNTHETIC_PAIR ? 96 : 64) + 256, used = 0;
+    s->text = kd_malloc(cap);
+    int64_t *off = kd_malloc((size_t)n * 2 * sizeof *off);
+    struct draw d = {seed, SYNTH_STREAM | ((uint64_t)kind << 8) | (uint64_t)split, 0, 0};
+    for (int64_t i = 0; i < n; i++) {
+        struct sbuf a = {.n = 0}, b = {.n = 0};
+        uint32_t tags = 0;
+        d.first = (uint64_t)i * SYNTH_DRAWS;
+        d.k = 0;
+        int32_t label = kind == SYNTHETIC_PAIR ? gen_pair(&d, &a, &b, &tags)
+                                                : gen_single(&d, &a, &tags);
+        if (cap - used < a.n + b.n + 2) {
+            cap = 2 * cap + a.n + b.n + 2;
+            s->text = kd_realloc(s->text, cap);
+        }
+        off[2 * i] = (int64_t)used;
+        memcpy(s->text + used, a.s, a.n + 1);
+        used += a.n + 1;
+        off[2 * i + 1] = -1;
+        if (kind == SYNTHETIC_PAIR) {
+            off[2 * i + 1] = (int64_t)used;
+            memcpy(s->text + used, b.s, b.n + 1);
+            used += b.n + 1;
+        }
+        s->ex[i].label = s->ex[i].clean_label = label;
+        s->ex[i].tags = tags;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        s->ex[i].text_a = s->text + off[2 * i];
+        s->ex[i].text_b = off[2 * i + 1] >= 0 ? s->text + off[2 * i + 1] : NULL;
+    }
+    free(off);
+
+    /* noise: the first round(noise * n) indices of a seeded Fisher-Yates
+     * permutation get the other label */
+    s->n_flipped = (int64_t)llround(noise * (double)n);
+    if (s->n_flipped > 0) {
+        int64_t *perm = kd_malloc((size_t)n * sizeof *perm);
+        for (int64_t i = 0; i < n; i++)
+            perm[i] = i;
+        uint64_t stream = d.stream | 0x80;
+        for (int64_t i = 0; i < s->n_flipped; i++) {
+            /* 64 random bits for the swap partner of position i */
+            uint64_t r = ((uint64_t)rng_bits_at(seed, stream, 2 * (uint64_t)i) << 32) |
+                         rng_bits_at(seed, stream, 2 * (uint64_t)i + 1);
+            int64_t j = i + (int64_t)(r % (uint64_t)(n - i));
+            int64_t t = perm[i];
+            perm[i] = perm[j];
+            perm[j] = t;
+            struct synthetic_example *e = &s->ex[perm[i]];
+            e->label = 1 - e->clean_label;
+            e->tags |= SYNTHETIC_TAG_FLIPPED;
+        }
+        free(perm);
+    }
+    return 0;
+}
