@@ -62,12 +62,6 @@ void fs_atomic_abort(struct fs_atomic *a)
     release(a);
 }
 
-int fs_exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
 int fs_is_dir(const char *path)
 {
     struct stat st;

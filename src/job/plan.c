@@ -1,10 +1,12 @@
 /* plan.c: the dry-run plan: rank layout with pipeline partition, per-rank
  * memory estimates, stage plan, and the inputs that are missing. */
 #include "kd/job/plan.h"
-#include "kd/core/atomic_file.h"
+#include "kd/core/fsutil.h"
 #include "kd/core/log.h"
+#include "kd/model/hf_config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int64_t model_param_count(const struct model_shape *m)
@@ -52,8 +54,28 @@ int job_plan_make(const struct job *job, int world, struct job_plan *plan,
     if (!plan->teacher.vocab)
         plan->teacher.vocab = vocab_lines > 0 ? vocab_lines : 30522;
     plan->teacher_source = job->teacher.checkpoint[0]
-                               ? "job keys teacher.* (checkpoint's config.json is read at run time)"
+                               ? "job keys teacher.* (the checkpoint is not there yet)"
                                : "job keys teacher.*";
+    if (job->teacher.checkpoint[0]) {
+        /* the checkpoint's own config.json, when it exists, is the truth */
+        char *cj = fs_path_join(job->teacher.checkpoint, "config.json");
+        if (fs_file_exists(cj)) {
+            struct bert_config bc;
+            struct kd_err err;
+            if (hf_config_read(cj, &bc, NULL, &err)) {
+                job_errors_add(errs, "%s", err.msg);
+                free(cj);
+                return -1;
+            }
+            plan->teacher = (struct model_shape){bc.num_hidden_layers, bc.hidden_size,
+                                                 bc.num_attention_heads, bc.intermediate_size,
+                                                 bc.vocab_size, bc.max_position_embeddings,
+                                                 bc.num_labels};
+            snprintf(plan->teacher_source_buf, sizeof plan->teacher_source_buf, "%s", cj);
+            plan->teacher_source = plan->teacher_source_buf;
+        }
+        free(cj);
+    }
     plan->student = (struct model_shape){job->student.layers, job->student.hidden,
                                          job->student.heads, job->student.intermediate,
                                          plan->teacher.vocab, job->data.max_seq_len,
@@ -217,7 +239,7 @@ void job_plan_print(const struct job *job, const struct job_plan *plan)
 
 static int missing(const char *what, const char *path, const char *hint)
 {
-    if (!path[0] || fs_exists(path))
+    if (!path[0] || fs_file_exists(path))
         return 0;
     log_warn0("missing input: %s %s%s%s", what, path, hint ? " " : "", hint ? hint : "");
     return 1;

@@ -60,6 +60,14 @@ grep -q "4. export (export)" "$tmp/out" && point OK "dry run prints the stage pl
 run 3 "--dry-run on 6 ranks with 4 pipeline stages" --dry-run --ranks 6 jobs/bert-large.cfg
 grep -q "6 ranks cannot be split into pipelines of teacher.pipeline_stages = 4" "$tmp/err" && point OK "layout error names the numbers" || point FAIL "layout error names the numbers"
 
+run 0 "--dry-run with a real checkpoint directory" --dry-run --ranks 3 \
+    --set 'teacher.checkpoint="tests/fixtures/models/cls_pair"' --set teacher.pipeline_stages=3 \
+    jobs/bert-base-sst2.cfg
+grep -q "teacher: 3 layers, hidden 24, 2 heads, FFN 40" "$tmp/out" && point OK "the teacher shape comes from the checkpoint's config.json" || point FAIL "the teacher shape comes from the checkpoint's config.json"
+mkdir -p "$tmp/badck" && echo '{"model_type": "bert", "hidden_size": "big"}' > "$tmp/badck/config.json"
+run 3 "--dry-run with a malformed checkpoint config.json" --dry-run --set "teacher.checkpoint=\"$tmp/badck\"" jobs/bert-base-sst2.cfg
+grep -q "badck/config.json: key 'vocab_size'" "$tmp/err" && point OK "the malformed config.json is named" || point FAIL "the malformed config.json is named"
+
 run 0 "--dry-run with --set" --dry-run --set stages.distill.lr=1e-4 --set 'job.name="other"' jobs/demo.cfg
 grep -q "lr = 0.0001;" "$tmp/out" && point OK "--set shows in the echo" || point FAIL "--set shows in the echo"
 run 3 "--set with a bad value" --validate --set stages.distill.lr=fast jobs/demo.cfg

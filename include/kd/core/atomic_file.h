@@ -22,7 +22,6 @@ void fs_atomic_abort(struct fs_atomic *a);
 
 /* mkdir -p; 0 on success (also if it exists as a directory). */
 int fs_mkdir_p(const char *path, char *err, size_t errlen);
-int fs_exists(const char *path);
 int fs_is_dir(const char *path);
 
 #endif

@@ -18,6 +18,7 @@ struct job_plan {
     struct rank_layout layout; /* teacher pipelines */
     struct model_shape teacher, student;
     const char *teacher_source; /* where the teacher shape came from */
+    char teacher_source_buf[4096];
     int teacher_first[129];    /* first layer unit of each pipeline stage (0 = embeddings) */
     int64_t n_train;           /* training examples (-1: unknown until read) */
 };
