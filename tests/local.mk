@@ -33,3 +33,4 @@ include tests/mpi/local.mk
 include tests/io/store.mk
 include tests/io/data.mk
 include tests/fixtures/models/fixtures.mk
+include tests/model/optim.mk

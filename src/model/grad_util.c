@@ -1,0 +1,92 @@
+/* grad_util.c: gradient accumulation helpers, global-norm clipping and the
+ * hook points for data- and model-parallel reduction (model layer; never
+ * calls MPI: parallel/ supplies the callbacks of struct optim_grad_sync).
+ * Contracts are in include/kd/model/optim.h.
+ *
+ * The squared norm is accumulated in double (each fp32 square is exact in
+ * double) with OPTIM_SUMSQ_VL partial sums in a fixed order, so the value
+ * is deterministic and vectorises at -O2. PyTorch's clip_grad_norm_ takes
+ * fp32 per-tensor norms and the fp32 norm of those; the two agree to a few
+ * fp32 ulps, and the double value is the better one. */
+#include "kd/model/optim.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Partial sums of the squared norm: four AVX2 registers of doubles. */
+#define OPTIM_SUMSQ_VL 16
+
+/* clip_grad_norm_ adds this to the norm before dividing (torch 1.13). */
+#define OPTIM_CLIP_NORM_EPS 1e-6
+
+void optim_grad_zero(float *grads, size_t count)
+{
+    if (count > 0)
+        memset(grads, 0, count * sizeof *grads);
+}
+
+void optim_grad_scale(float *grads, size_t count, float scale)
+{
+    for (size_t i = 0; i < count; i++)
+        grads[i] *= scale;
+}
+
+double optim_grad_sumsq(const float *grads, const struct optim_segment *segs, size_t nseg)
+{
+    double acc[OPTIM_SUMSQ_VL] = {0};
+    double tail = 0.0;
+    for (size_t s = 0; s < nseg; s++) {
+        const float *g = grads + segs[s].offset;
+        size_t n = segs[s].count, i = 0;
+        for (; i + OPTIM_SUMSQ_VL <= n; i += OPTIM_SUMSQ_VL)
+            for (int k = 0; k < OPTIM_SUMSQ_VL; k++)
+                acc[k] += (double)g[i + k] * (double)g[i + k];
+        for (; i < n; i++)
+            tail += (double)g[i] * (double)g[i];
+    }
+    double sum = tail;
+    for (int k = 0; k < OPTIM_SUMSQ_VL; k++)
+        sum += acc[k];
+    return sum;
+}
+
+double optim_grad_clip_coef(double norm, double max_norm)
+{
+    if (!(max_norm > 0.0) || !isfinite(norm))
+        return 1.0;
+    double c = max_norm / (norm + OPTIM_CLIP_NORM_EPS);
+    return c < 1.0 ? c : 1.0;   /* torch.clamp(clip_coef, max=1.0) */
+}
+
+double optim_grad_clip(float *grads, const struct optim_segment *segs, size_t nseg,
+                       double max_norm)
+{
+    double norm = sqrt(optim_grad_sumsq(grads, segs, nseg));
+    double c = optim_grad_clip_coef(norm, max_norm);
+    if (c < 1.0) {
+        /* PyTorch multiplies every gradient by the fp32 coefficient */
+        for (size_t s = 0; s < nseg; s++)
+            optim_grad_scale(grads + segs[s].offset, segs[s].count, (float)c);
+    }
+    return norm;
+}
+
+int optim_grad_prepare(float *grads, size_t count, const struct optim_segment *segs,
+                       size_t nseg, double scale, double max_norm,
+                       const struct optim_grad_sync *sync, struct optim_grad_info *info,
+                       struct kd_err *err)
+{
+    /* 1. data parallel: every replica now holds the sum of the gradients */
+    if (sync && sync->reduce_grads &&
+        sync->reduce_grads(sync->ctx, grads, count, err))
+        return kd_err_prefix(err, "gradient reduction");
+    /* 2. squared norm of this block; model-parallel stages add theirs */
+    double sumsq = optim_grad_sumsq(grads, segs, nseg);
+    if (sync && sync->reduce_sumsq && sync->reduce_sumsq(sync->ctx, &sumsq, err))
+        return kd_err_prefix(err, "gradient norm reduction");
+    /* 3. the norm of the scaled gradient, and one multiplier for the update */
+    info->norm = fabs(scale) * sqrt(sumsq);
+    info->clip_coef = optim_grad_clip_coef(info->norm, max_norm);
+    info->grad_scale = (float)(scale * info->clip_coef);
+    return 0;
+}
