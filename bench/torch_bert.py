@@ -145,7 +145,7 @@ def main():
         model.eval()
         path = os.path.join(tempfile.mkdtemp(), "bert.onnx")
         torch.onnx.export(model, (ids, mask), path, input_names=["input_ids", "attention_mask"],
-                          output_names=["logits"], opset_version=14)
+                          output_names=["logits"], opset_version=17)
         so = ort.SessionOptions()
         so.intra_op_num_threads = a.threads
         so.inter_op_num_threads = 1

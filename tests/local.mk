@@ -34,3 +34,4 @@ include tests/io/store.mk
 include tests/io/data.mk
 include tests/fixtures/models/fixtures.mk
 include tests/model/optim.mk
+include tests/model/bert.mk

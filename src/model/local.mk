@@ -3,3 +3,4 @@ noinst_HEADERS += include/kd/model/bert_config.h
 include src/model/tokenizer.mk
 include src/model/checkpoint.mk
 include src/model/optim.mk
+include src/model/bert.mk
