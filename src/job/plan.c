@@ -3,6 +3,7 @@
 #include "kd/job/plan.h"
 #include "kd/core/fsutil.h"
 #include "kd/core/log.h"
+#include "kd/model/bert.h"
 #include "kd/model/hf_config.h"
 
 #include <stdio.h>
@@ -122,20 +123,52 @@ int job_plan_make(const struct job *job, int world, struct job_plan *plan,
 
 static double gib(double bytes) { return bytes / (1024.0 * 1024.0 * 1024.0); }
 
-/* Bytes of activations kept for backward per sequence of one layer (fp32),
- * counted like the engine's activation table: inputs of the 4 projections,
- * QKV, attention probabilities, FFN pre-activation and output, 2 LayerNorms. */
-static double layer_act_bytes(const struct model_shape *m, double T)
+static struct bert_config shape_config(const struct model_shape *m, int64_t layers)
 {
-    double C = (double)m->hidden, F = (double)m->intermediate, NH = (double)m->heads;
-    return 4.0 * (T * (3 * C + C + C + 2 * F + C + 4 * C) + 2 * NH * T * T);
+    struct bert_config c;
+    hf_config_defaults(&c);
+    c.vocab_size = m->vocab;
+    c.hidden_size = m->hidden;
+    c.num_hidden_layers = layers;
+    c.num_attention_heads = m->heads;
+    c.intermediate_size = m->intermediate;
+    c.max_position_embeddings = m->positions;
+    c.num_labels = m->labels;
+    hf_config_init_layers(&c);
+    return c;
+}
+
+/* Bytes bert_init would allocate for a whole model of this shape. */
+static size_t shape_memory(const struct model_shape *m, int64_t T, int64_t B, int backward,
+                           int grads, int optimizer, int heads)
+{
+    struct bert_config c = shape_config(m, m->layers);
+    struct bert_opts o = {B, T, 0, heads ? BERT_HEAD_CLASSIFIER : 0, backward, grads,
+                          optimizer, 0};
+    return bert_memory_bound(&c, &o).total;
+}
+
+/* Bytes of a pipeline stage holding `layers` encoder layers, the embeddings
+ * if `first`, the pooler and classifier if `last`. */
+static size_t shape_memory_layers(const struct model_shape *m, int layers, int64_t T, int64_t B,
+                                  int first, int last, int train)
+{
+    struct bert_config c = shape_config(m, layers);
+    struct bert_opts o = {B, T, 0, last ? BERT_HEAD_CLASSIFIER : 0, train, train, train, 0};
+    size_t total = bert_memory_bound(&c, &o).total;
+    if (!first) {
+        /* the size table always holds embeddings: take them out again */
+        size_t emb = (size_t)((m->vocab + m->positions + 2 + 2) * m->hidden) * sizeof(float);
+        size_t copies = 1 + (train ? 3 : 0); /* weights (+ grads, m, v) */
+        total = total > emb * copies ? total - emb * copies : total;
+    }
+    return total;
 }
 
 void job_plan_print(const struct job *job, const struct job_plan *plan)
 {
     const struct rank_layout *l = &plan->layout;
     const struct model_shape *t = &plan->teacher, *s = &plan->student;
-    double T = (double)job->data.max_seq_len;
     int S = l->pipeline_stages;
     log_info0("plan for %d rank%s:", plan->world, plan->world == 1 ? "" : "s");
     log_info0("  teacher: %lld layers, hidden %lld, %lld heads, FFN %lld, vocab %lld "
@@ -156,9 +189,8 @@ void job_plan_print(const struct job *job, const struct job_plan *plan)
                   a == 0 && b == 0 ? "no" : "", a == 0 ? 1 : a, b,
                   p == S - 1 ? " + pooler/heads" : "");
     }
-    /* memory: teacher weights of the stage (+ grads and Adam state when it
-     * is fine-tuned), activations of one micro-batch per layer; student
-     * replica: weights, grads, Adam m and v, activations of its batch share */
+    /* memory from the engine's own size table (bert_memory_bound), the
+     * numbers the allocation will use */
     int finetune = 0;
     int64_t student_batch = 32;
     for (int i = 0; i < job->n_stages; i++) {
@@ -166,25 +198,26 @@ void job_plan_print(const struct job *job, const struct job_plan *plan)
         if (job->stages[i].kind == STAGE_KIND_DISTILL)
             student_batch = job->stages[i].batch;
     }
-    double per_layer_w = (double)(model_param_count(t) - model_param_count(&(struct model_shape){
-                                      0, t->hidden, t->heads, t->intermediate, t->vocab,
-                                      t->positions, t->labels})) / (double)t->layers;
-    double emb_w = (double)((t->vocab + t->positions + 2) * t->hidden);
-    double mb = (double)job->teacher.micro_batch;
-    double s_local = (double)(student_batch + plan->world - 1) / plan->world;
-    double s_bytes = 16.0 * (double)model_param_count(s) +
-                     s_local * (double)s->layers * layer_act_bytes(s, T);
+    int64_t s_local = (student_batch + plan->world - 1) / plan->world;
+    double s_bytes = (double)shape_memory(s, job->data.max_seq_len, s_local, 1, 1, 1, 1);
+    double stage_bytes[129];
+    for (int p = 0; p < S; p++) {
+        int a = plan->teacher_first[p], b = plan->teacher_first[p + 1] - 1;
+        int nl = b - (a == 0 ? 0 : a - 1);
+        /* a fine-tuned stage keeps up to S micro-batches in flight (1F1B) */
+        int64_t mb = job->teacher.micro_batch * (finetune ? S : 1);
+        stage_bytes[p] = (double)shape_memory_layers(t, nl, job->data.max_seq_len, mb,
+                                                     a == 0, p == S - 1, finetune);
+    }
+    log_info0("  memory bound per rank (engine size tables: weights, gradients, Adam state, "
+              "activations)");
     log_info0("  rank | teacher replica.stage | teacher layers | teacher GiB | student GiB");
     for (int r = 0; r < plan->world; r++) {
         int rep, st;
         layout_teacher_role(l, r, &rep, &st);
         int a = plan->teacher_first[st], b = plan->teacher_first[st + 1] - 1;
-        int nl = b - (a == 0 ? 0 : a - 1);
-        double w = per_layer_w * nl + (a == 0 ? emb_w : 0);
-        double bytes = (finetune ? 16.0 : 4.0) * w +
-                       mb * (S > 1 ? (double)S : 1.0) * nl * layer_act_bytes(t, T);
         log_info0("  %4d | %9d.%-10d | %5d-%-8d | %11.2f | %11.2f", r, rep, st, a == 0 ? 1 : a,
-                  b, gib(bytes), gib(s_bytes));
+                  b, gib(stage_bytes[st]), gib(s_bytes));
     }
     log_info0("stage plan (%d stage%s):", job->n_stages, job->n_stages == 1 ? "" : "s");
     for (int i = 0; i < job->n_stages; i++) {
