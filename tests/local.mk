@@ -38,3 +38,4 @@ include tests/io/data.mk
 include tests/fixtures/models/fixtures.mk
 include tests/model/optim.mk
 include tests/model/bert.mk
+include tests/io/cache.mk

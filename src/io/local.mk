@@ -7,3 +7,4 @@ src_libkd_a_SOURCES += src/io/h5.c src/io/h5_float.c src/io/h5_fletcher.c \
 noinst_HEADERS += include/kd/io/h5.h include/kd/io/teacher_store.h \
 	src/io/teacher_store_int.h
 include src/io/data.mk
+include src/io/cache.mk
