@@ -3,6 +3,7 @@
 #include "kd/job/plan.h"
 #include "kd/core/fsutil.h"
 #include "kd/core/log.h"
+#include "kd/io/teacher_store.h"
 #include "kd/model/bert.h"
 #include "kd/model/hf_config.h"
 
@@ -165,6 +166,82 @@ static size_t shape_memory_layers(const struct model_shape *m, int layers, int64
     return total;
 }
 
+/* The teacher-store spec an extract stage will write, from the job alone
+ * (attention planned at full length: the real lengths are not read yet). */
+static void extract_store_spec(const struct job *job, const struct job_plan *plan,
+                               const struct stage_cfg *st, struct store_spec *sp)
+{
+    const struct model_shape *t = &plan->teacher;
+    store_spec_init(sp);
+    sp->n_examples = plan->n_train;
+    sp->seq_len = (int32_t)job->data.max_seq_len;
+    sp->hidden_size = (int32_t)t->hidden;
+    sp->model_heads = (int32_t)t->heads;
+    sp->num_classes = (int32_t)t->labels;
+    sp->datasets = STORE_BIT(STORE_DS_INPUT_IDS) | STORE_BIT(STORE_DS_TOKEN_TYPE_IDS) |
+                   STORE_BIT(STORE_DS_ATTENTION_MASK) | STORE_BIT(STORE_DS_LABELS);
+    sp->labels_float = job->data.problem == DATA_PROBLEM_REGRESSION;
+    sp->tokens = st->tokens == TOKEN_SEL_CLS ? STORE_TOKENS_CLS : STORE_TOKENS_ALL;
+    for (int i = 0; i < st->outputs.n; i++) {
+        int o = st->outputs.v[i];
+        sp->datasets |= o == EXTRACT_LOGITS ? STORE_BIT(STORE_DS_LOGITS)
+                        : o == EXTRACT_HIDDEN ? STORE_BIT(STORE_DS_HIDDEN)
+                                              : STORE_BIT(STORE_DS_ATTENTION);
+    }
+    int L = (int)(t->layers < STORE_MAX_LAYERS - 1 ? t->layers : STORE_MAX_LAYERS - 1);
+    const struct int_list *hl = &st->hidden_layers, *al = &st->attention_layers;
+    sp->n_hidden_layers = hl->n ? hl->n : L + 1;
+    for (int i = 0; i < sp->n_hidden_layers && i < STORE_MAX_LAYERS; i++)
+        sp->hidden_layers[i] = (int32_t)(hl->n ? hl->v[i] : i);
+    sp->n_attention_layers = al->n ? al->n : L;
+    for (int i = 0; i < sp->n_attention_layers && i < STORE_MAX_LAYERS; i++)
+        sp->attention_layers[i] = (int32_t)(al->n ? al->v[i] : i + 1);
+    sp->n_heads = (int32_t)(t->heads < STORE_MAX_HEADS ? t->heads : STORE_MAX_HEADS);
+    for (int h = 0; h < sp->n_heads; h++)
+        sp->heads[h] = h;
+    enum h5_prec prec = st->precision == PRECISION_FP16   ? H5_PREC_F16
+                        : st->precision == PRECISION_BF16 ? H5_PREC_BF16 : H5_PREC_F32;
+    for (int d = 0; d < STORE_DS_COUNT; d++)
+        sp->precision[d] = prec;
+    sp->deflate = st->compress ? 1 : 0;
+}
+
+/* Prints the store size per component of every extract stage and warns
+ * when it exceeds job.store_budget_gb. */
+static void print_store_plans(const struct job *job, const struct job_plan *plan)
+{
+    for (int i = 0; i < job->n_stages; i++) {
+        const struct stage_cfg *st = &job->stages[i];
+        if (st->kind != STAGE_KIND_EXTRACT)
+            continue;
+        if (plan->n_train < 1) {
+            log_info0("  teacher store of \"%s\": size unknown until data.train is there",
+                      st->name);
+            continue;
+        }
+        struct store_spec sp;
+        struct store_size sz;
+        struct kd_err err;
+        extract_store_spec(job, plan, st, &sp);
+        if (store_plan_size(&sp, &sz, &err)) {
+            log_warn0("teacher store of \"%s\": cannot plan its size: %s", st->name, err.msg);
+            continue;
+        }
+        log_info0("  teacher store of \"%s\" (%lld examples; attention at full length, an "
+                  "upper bound):", st->name, (long long)plan->n_train);
+        for (int d = 0; d < STORE_DS_COUNT; d++)
+            if (sz.bytes[d])
+                log_info0("    %-26s %10.3f GB", store_ds_path((enum store_ds)d),
+                          (double)sz.bytes[d] / 1e9);
+        log_info0("    %-26s %10.3f GB", "total (with metadata)", (double)sz.total / 1e9);
+        if ((double)sz.total / 1e9 > job->job.store_budget_gb)
+            log_warn0("teacher store of \"%s\" is planned at %.1f GB, over "
+                      "job.store_budget_gb = %g GB (consider precision = \"fp16\", fewer "
+                      "hidden_layers/attention_layers, or tokens = \"cls\")",
+                      st->name, (double)sz.total / 1e9, job->job.store_budget_gb);
+    }
+}
+
 void job_plan_print(const struct job *job, const struct job_plan *plan)
 {
     const struct rank_layout *l = &plan->layout;
@@ -268,6 +345,7 @@ void job_plan_print(const struct job *job, const struct job_plan *plan)
     }
     if (plan->n_train >= 0)
         log_info0("training examples: %lld", (long long)plan->n_train);
+    print_store_plans(job, plan);
 }
 
 static int missing(const char *what, const char *path, const char *hint)
