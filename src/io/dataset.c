@@ -8,6 +8,7 @@
  * so the rule lives in one place and the common case tokenizes once.
  */
 #include "kd/io/dataset.h"
+#include "kd/io/teacher_store.h"
 #include "kd/core/log.h"
 #include "kd/core/rng.h"
 #include "kd/parallel/layout.h"
@@ -16,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DATASET_SHUFFLE_STREAM 0x5348554600000000ull /* "SHUF" */
 
 void dataset_free(struct dataset *d)
 {
@@ -247,18 +247,7 @@ void dataset_shard(int64_t n, int rank, int nranks, int64_t *begin, int64_t *end
 
 void dataset_epoch_order(int64_t *order, int64_t n, uint64_t seed, int64_t epoch)
 {
-    for (int64_t i = 0; i < n; i++)
-        order[i] = i;
-    /* Fisher-Yates from the back: position i swaps with j uniform in [0, i],
-     * drawn from 64 random bits (elements 2i, 2i+1 of the epoch's stream), so
-     * the modulo bias is below n / 2^64. */
-    uint64_t stream = DATASET_SHUFFLE_STREAM ^ (uint64_t)epoch;
-    for (int64_t i = n - 1; i > 0; i--) {
-        uint64_t r = ((uint64_t)rng_bits_at(seed, stream, 2 * (uint64_t)i) << 32) |
-                     rng_bits_at(seed, stream, 2 * (uint64_t)i + 1);
-        int64_t j = (int64_t)(r % (uint64_t)(i + 1));
-        int64_t tmp = order[i];
-        order[i] = order[j];
-        order[j] = tmp;
-    }
+    /* one shuffle for the whole program: the teacher store's readers and the
+     * tokenized datasets visit examples in the same order */
+    store_epoch_order(order, n, seed, epoch);
 }

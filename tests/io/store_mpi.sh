@@ -7,48 +7,11 @@
 # (a rank killed, ranks exiting, store_abort, an incomplete store) leave no
 # file at the final path. TAP output; a failing point prints the command to
 # re-run. Skips when configure found no launcher.
-: "${KD_BUILDDIR:?}" "${KD_SRCDIR:?}"
-if [ -z "${MPIEXEC:-}" ]; then
-    echo "1..0 # SKIP no MPI launcher (configure MPIEXEC=...)"
-    exit 0
-fi
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-extra=""
-"$MPIEXEC" --version 2>&1 | grep -q "Open MPI" && extra="--oversubscribe"
-limit=120
-tmo=""
-[ -n "${TIMEOUT:-}" ] && tmo="$TIMEOUT $limit"
+. "$KD_SRCDIR/tests/mpi/tap_mpi.sh"
 h5diff=""
 [ -n "${H5DUMP:-}" ] && [ -x "${H5DUMP%/*}/h5diff" ] && h5diff="${H5DUMP%/*}/h5diff"
 [ -z "$h5diff" ] && h5diff=$(command -v h5diff 2>/dev/null)
-n=0
-fails=0
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
 bin="$KD_BUILDDIR/tests/io"
-
-launch() { # launch NP command... ; sets rc, secs and cmd
-    np=$1; shift
-    cmd="$tmo $MPIEXEC $extra -n $np $*"
-    start=$(date +%s)
-    $cmd >"$tmp/out" 2>"$tmp/err"
-    rc=$?
-    secs=$(( $(date +%s) - start ))
-}
-
-point() { # point COND description
-    n=$((n + 1))
-    if [ "$1" -eq 1 ]; then
-        echo "ok $n - $2"
-    else
-        fails=$((fails + 1))
-        echo "not ok $n - $2"
-        echo "# re-run: $cmd"
-        sed 's/^/#   /' "$tmp/out" "$tmp/err" | tail -15
-    fi
-}
-
-t() { [ "$@" ] && echo 1 || echo 0; }
 
 for np in 1 2 4; do
     mkdir -p "$tmp/np$np"
@@ -94,5 +57,4 @@ for np in 1 2 4; do
     done
 done
 
-echo "1..$n"
-[ "$fails" -eq 0 ]
+finish

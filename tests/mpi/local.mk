@@ -4,4 +4,4 @@ tests_mpi_p_comm_LDADD = $(TEST_LIBS)
 tests_mpi_p_abort_SOURCES = tests/mpi/p_abort.c
 tests_mpi_p_abort_LDADD = $(TEST_LIBS)
 TESTS += tests/mpi/mpi_tests.sh
-EXTRA_DIST += tests/mpi/mpi_tests.sh
+EXTRA_DIST += tests/mpi/mpi_tests.sh tests/mpi/tap_mpi.sh

@@ -3,45 +3,7 @@
 # configure, at 1, 2 and 4 ranks (oversubscribed, root-safe), each launch
 # under a timeout. TAP output; a failing point prints the command to re-run.
 # Skips (exit 77) when configure found no launcher.
-: "${KD_BUILDDIR:?}" "${KD_SRCDIR:?}"
-if [ -z "${MPIEXEC:-}" ]; then
-    echo "1..0 # SKIP no MPI launcher (configure MPIEXEC=...)"
-    exit 0
-fi
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-extra=""
-"$MPIEXEC" --version 2>&1 | grep -q "Open MPI" && extra="--oversubscribe"
-limit=120
-tmo=""
-[ -n "${TIMEOUT:-}" ] && tmo="$TIMEOUT $limit"
-n=0
-fails=0
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-launch() { # launch NP command... ; sets rc and secs
-    np=$1; shift
-    cmd="$tmo $MPIEXEC $extra -n $np $*"
-    start=$(date +%s)
-    $cmd >"$tmp/out" 2>"$tmp/err"
-    rc=$?
-    secs=$(( $(date +%s) - start ))
-}
-
-point() { # point COND description
-    n=$((n + 1))
-    if [ "$1" -eq 1 ]; then
-        echo "ok $n - $2"
-    else
-        fails=$((fails + 1))
-        echo "not ok $n - $2"
-        echo "# re-run: $cmd"
-        sed 's/^/#   /' "$tmp/out" "$tmp/err" | tail -15
-    fi
-}
-
-t() { [ "$@" ] && echo 1 || echo 0; }
-
+. "$KD_SRCDIR/tests/mpi/tap_mpi.sh"
 for np in 1 2 4; do
     launch $np "$KD_BUILDDIR/tests/mpi/p_comm"
     point "$(t $rc -eq 0)" "p_comm on $np rank(s): agreement, broadcast, shards"
@@ -77,5 +39,4 @@ point "$(t $rc -eq 1 -a $secs -le 30)" "an output directory that cannot be made:
 grep -q "blocker/sub: cannot create directory" "$tmp/err"
 point "$(t $? -eq 0)" "the message names the directory"
 
-echo "1..$n"
-[ "$fails" -eq 0 ]
+finish
