@@ -1,1 +1,1 @@
-dist_doc_DATA += docs/job-config.md docs/store-performance.md docs/performance.md
+dist_doc_DATA += docs/job-config.md docs/store-performance.md docs/performance.md docs/synthetic-task.md

@@ -39,3 +39,4 @@ include tests/fixtures/models/fixtures.mk
 include tests/model/optim.mk
 include tests/model/bert.mk
 include tests/io/cache.mk
+include tests/io/learn.mk

@@ -93,15 +93,21 @@ static const char *const verdicts[] = {"overall", "altogether"};
 static const char *const pair_words[] = {"and", "it"};
 
 /* Length bound (SYNTHETIC_MAX_TOKENS): a clause is at most 12 words (the,
- * modifier, noun, "did not feel like", a, intensifier, noun, two-word tail),
- * so a single sentence is at most opener 2 + "although" 1 + 12 + "," 1 + 12
- * + "." 1 = 29 words + [CLS] [SEP] = 31. A pair premise clause has no
- * determiner choice, modifier or tail (9 words): premise 1 + 9 + 1 + 9 = 20,
- * hypothesis 2 + 7 = 9, plus 3 specials = 32. */
+ * modifier, noun, "did not feel like", a, intensifier, noun, two-word tail)
+ * after at most two frames of at most 5 words. A single sentence longer than
+ * SYNTHETIC_MAX_TOKENS - 2 words is built again from the same draws without
+ * its fillers (opener, modifier, intensifiers, tails: the words that never
+ * matter), which leaves at most "although" 1 + frame 5 + clause 8 + "," 1 +
+ * 5 + 8 + "." 1 = 29 words + [CLS] [SEP] = 31; a simple sentence is at most
+ * 2 + 5 + 5 + 12 + 1 = 25 words anyway. A pair premise clause has no
+ * determiner choice, modifier, tail or frame (9 words): premise
+ * 1 + 9 + 1 + 9 = 20, hypothesis 2 + 7 = 9, plus 3 specials = 32. */
 
 /* Probabilities of the optional parts (single task unless noted). */
 #define P_CONTRAST 0.35  /* a contrast instead of a simple clause */
 #define P_FRAME 0.30     /* a frame around a simple clause */
+#define P_FRAME2 0.30    /* a second, different frame after the first one */
+#define P_CLAUSE_FRAME 0.30 /* a frame before each clause of a contrast */
 #define P_NEGATED 0.30   /* a clause uses the negated verb form */
 #define P_NOUN 0.30      /* "a NOUN" instead of an adjective */
 #define P_INTENSIFIER 0.40
@@ -288,12 +294,14 @@ struct sentiment_word {
     int prior;
 };
 
-/* Appends a predicate whose final polarity (+1/-1) is pol, inside a frame
- * that flips it when frame_neg. With echo, the sentiment word is echo's and
+/* Appends a predicate whose final polarity (+1/-1) is pol, inside frames
+ * that flip it when frame_neg. With echo, the sentiment word is echo's and
  * the negation follows from it; otherwise both are drawn. The word used goes
- * to *used (may be NULL). Returns 1 if the verb was negated. */
+ * to *used (may be NULL). Without fill the intensifier is drawn but not
+ * written (the same draws either way). Returns 1 if the verb was negated. */
 static int put_predicate(struct draw *d, struct sbuf *b, int pol, int frame_neg,
-                         const struct sentiment_word *echo, struct sentiment_word *used)
+                         const struct sentiment_word *echo, struct sentiment_word *used,
+                         int fill)
 {
     struct sentiment_word w;
     int neg;
@@ -311,14 +319,20 @@ static int put_predicate(struct draw *d, struct sbuf *b, int pol, int frame_neg,
         const struct verb *v = &PICK(d, noun_verbs);
         put(b, neg ? v->negated[draw_below(d, 2)] : v->plain);
         put(b, "a");
-        if (draw_chance(d, P_INTENSIFIER))
-            put(b, PICK(d, noun_intensifiers));
+        if (draw_chance(d, P_INTENSIFIER)) {
+            const char *iw = PICK(d, noun_intensifiers);
+            if (fill)
+                put(b, iw);
+        }
         put(b, w.prior > 0 ? positive_nouns[w.index] : negative_nouns[w.index]);
     } else {
         const struct verb *v = &PICK(d, adj_verbs);
         put(b, neg ? v->negated[draw_below(d, 2)] : v->plain);
-        if (draw_chance(d, P_INTENSIFIER))
-            put(b, PICK(d, adj_intensifiers));
+        if (draw_chance(d, P_INTENSIFIER)) {
+            const char *iw = PICK(d, adj_intensifiers);
+            if (fill)
+                put(b, iw);
+        }
         put(b, w.prior > 0 ? positive_adjs[w.index] : negative_adjs[w.index]);
     }
     if (used)
@@ -326,17 +340,42 @@ static int put_predicate(struct draw *d, struct sbuf *b, int pol, int frame_neg,
     return neg;
 }
 
-/* A full clause of the single task: subject, predicate, optional tail. */
-static int put_clause(struct draw *d, struct sbuf *b, uint32_t noun, int pol, int frame_neg)
+/* Up to max_frames frames (the first with probability p, each further one,
+ * different from the one before, with P_FRAME2) and then a full clause of
+ * the single task: subject, predicate, optional tail. Fillers (modifier,
+ * intensifier, tail) are drawn either way but written only with fill.
+ * Returns the clause's negations, frames included, and adds its tags. */
+static int put_clause(struct draw *d, struct sbuf *b, uint32_t noun, int pol, double p,
+                      int max_frames, int fill, uint32_t *tags)
 {
+    int frame_negs = 0;
+    uint32_t prev = COUNT(frames);
+    for (int k = 0; k < max_frames && draw_chance(d, k == 0 ? p : P_FRAME2); k++) {
+        uint32_t f = k == 0 ? draw_below(d, COUNT(frames))
+                            : (prev + 1 + draw_below(d, COUNT(frames) - 1)) % COUNT(frames);
+        put(b, frames[f]);
+        frame_negs += f >= FRAMES_NEGATING_FROM;
+        prev = f;
+        *tags |= SYNTHETIC_TAG_FRAME;
+    }
     put(b, PICK(d, determiners));
-    if (draw_chance(d, P_MODIFIER))
-        put(b, PICK(d, modifiers));
+    if (draw_chance(d, P_MODIFIER)) {
+        const char *w = PICK(d, modifiers);
+        if (fill)
+            put(b, w);
+    }
     put(b, nouns[noun]);
-    int neg = put_predicate(d, b, pol, frame_neg, NULL, NULL);
-    if (draw_chance(d, P_TAIL))
-        put(b, PICK(d, tails));
-    return neg;
+    int neg = put_predicate(d, b, pol, frame_negs % 2, NULL, NULL, fill);
+    if (draw_chance(d, P_TAIL)) {
+        const char *w = PICK(d, tails);
+        if (fill)
+            put(b, w);
+    }
+    if (neg)
+        *tags |= SYNTHETIC_TAG_NEGATION;
+    if (neg + frame_negs >= 2)
+        *tags |= SYNTHETIC_TAG_DOUBLE_NEG;
+    return neg + frame_negs;
 }
 
 /* Two different nouns. */
@@ -346,57 +385,72 @@ static void draw_two_nouns(struct draw *d, uint32_t *n1, uint32_t *n2)
     *n2 = (*n1 + 1 + draw_below(d, COUNT(nouns) - 1)) % COUNT(nouns);
 }
 
-/* One example of the single task; returns the clean label. */
-static int32_t gen_single(struct draw *d, struct sbuf *a, uint32_t *tags)
+/* The single task from the current draw on, with or without fillers. */
+static int32_t gen_single_from(struct draw *d, struct sbuf *a, uint32_t *tags, int fill)
 {
     int32_t label = (int32_t)draw_below(d, 2);
     int pol = label ? 1 : -1;
     if (draw_chance(d, P_OPENER)) {
-        put(a, PICK(d, openers));
-        put(a, ",");
+        const char *w = PICK(d, openers);
+        if (fill) {
+            put(a, w);
+            put(a, ",");
+        }
     }
     if (draw_chance(d, P_CONTRAST)) {
         uint32_t c = draw_below(d, COUNT(contrasts)), win, lose;
         draw_two_nouns(d, &win, &lose);
-        int neg = 0;
         *tags |= SYNTHETIC_TAG_CONTRAST;
         switch (contrasts[c].kind) {
         case CONTRAST_AFTER: /* lose , but win */
-            neg |= put_clause(d, a, lose, -pol, 0);
+            put_clause(d, a, lose, -pol, P_CLAUSE_FRAME, 1, fill, tags);
             put(a, ",");
             put(a, contrasts[c].word);
-            neg |= put_clause(d, a, win, pol, 0);
+            put_clause(d, a, win, pol, P_CLAUSE_FRAME, 1, fill, tags);
             break;
         case CONTRAST_FRONT: /* although lose , win */
             put(a, contrasts[c].word);
-            neg |= put_clause(d, a, lose, -pol, 0);
+            put_clause(d, a, lose, -pol, P_CLAUSE_FRAME, 1, fill, tags);
             put(a, ",");
-            neg |= put_clause(d, a, win, pol, 0);
+            put_clause(d, a, win, pol, P_CLAUSE_FRAME, 1, fill, tags);
             break;
         default: /* win , although lose */
-            neg |= put_clause(d, a, win, pol, 0);
+            put_clause(d, a, win, pol, P_CLAUSE_FRAME, 1, fill, tags);
             put(a, ",");
             put(a, contrasts[c].word);
-            neg |= put_clause(d, a, lose, -pol, 0);
+            put_clause(d, a, lose, -pol, P_CLAUSE_FRAME, 1, fill, tags);
             break;
         }
-        if (neg)
-            *tags |= SYNTHETIC_TAG_NEGATION;
     } else {
-        int frame_neg = 0;
-        if (draw_chance(d, P_FRAME)) {
-            uint32_t f = draw_below(d, COUNT(frames));
-            put(a, frames[f]);
-            frame_neg = f >= FRAMES_NEGATING_FROM;
-            *tags |= SYNTHETIC_TAG_FRAME;
-        }
-        int neg = put_clause(d, a, draw_below(d, COUNT(nouns)), pol, frame_neg);
-        if (neg)
-            *tags |= SYNTHETIC_TAG_NEGATION;
-        if (neg && frame_neg)
-            *tags |= SYNTHETIC_TAG_DOUBLE_NEG;
+        put_clause(d, a, draw_below(d, COUNT(nouns)), pol, P_FRAME, 2, fill, tags);
     }
     put(a, ".");
+    return label;
+}
+
+/* Words of a sentence (single spaces between them). */
+static size_t word_count(const struct sbuf *b)
+{
+    size_t n = b->n ? 1 : 0;
+    for (size_t i = 0; i < b->n; i++)
+        n += b->s[i] == ' ';
+    return n;
+}
+
+/* One example of the single task; returns the clean label. A sentence that
+ * would not fit SYNTHETIC_MAX_TOKENS is built again from the same draws
+ * without its fillers, so its structure and label stay as drawn. */
+static int32_t gen_single(struct draw *d, struct sbuf *a, uint32_t *tags)
+{
+    const uint64_t k0 = d->k;
+    int32_t label = gen_single_from(d, a, tags, 1);
+    if (word_count(a) + 2 > SYNTHETIC_MAX_TOKENS) {
+        d->k = k0;
+        a->n = 0;
+        a->s[0] = '\0';
+        *tags = 0;
+        label = gen_single_from(d, a, tags, 0);
+    }
     return label;
 }
 
@@ -440,7 +494,7 @@ static int32_t gen_pair(struct draw *d, struct sbuf *a, struct sbuf *b, uint32_t
         }
         put(a, "the");
         put(a, nouns[noun[c]]);
-        neg |= put_predicate(d, a, pol[c], 0, NULL, &word[c]);
+        neg |= put_predicate(d, a, pol[c], 0, NULL, &word[c], 1);
     }
     if (shape >= 2)
         *tags |= SYNTHETIC_TAG_CONTRAST;
@@ -461,7 +515,7 @@ static int32_t gen_pair(struct draw *d, struct sbuf *a, struct sbuf *b, uint32_t
     }
     /* an echo repeats clause k's sentiment word, so only the negations differ */
     const struct sentiment_word *echo = draw_chance(d, P_ECHO) ? &word[k] : NULL;
-    neg |= put_predicate(d, b, label ? target : -target, 0, echo, NULL);
+    neg |= put_predicate(d, b, label ? target : -target, 0, echo, NULL, 1);
     if (neg)
         *tags |= SYNTHETIC_TAG_NEGATION;
     return label;

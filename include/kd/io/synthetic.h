@@ -10,10 +10,13 @@
  * ---- task "synthetic": one sentence, label 1 = positive, 0 = negative ------
  *
  *   sentence := [opener ","] body "."                   opener 15%
- *   body     := [frame] clause                          simple 65%, frame 30%
- *             | clause "," ("but" | "yet") clause       contrast 35%, the six
- *             | ("although" | "though") clause "," clause    forms equally
- *             | clause "," ("although" | "though") clause    likely
+ *   body     := [frame [frame]] clause                  simple 65%: a frame 30%,
+ *                                                       then a second, different
+ *                                                       (nested) one 30%
+ *             | fclause "," ("but" | "yet") fclause     contrast 35%, the six
+ *             | ("although" | "though") fclause "," fclause  forms equally
+ *             | fclause "," ("although" | "though") fclause  likely
+ *   fclause  := [frame] clause                          frame 30% per clause
  *   clause   := subject predicate [tail]                tail 25%
  *   subject  := ("the" | "this") [modifier] noun        modifier 30%: new, long, ...
  *   predicate:= verb [intensifier] ADJ                  "was very good" (70%)
@@ -30,10 +33,12 @@
  *
  * Labelling rule (exact; the generator builds the text from the label):
  * - polarity(clause) = prior(ADJ or NOUN) * (-1)^(number of "not", "never"
- *   and "no" tokens in the clause, its frame included). So "not good" is
- *   negative and "it is not true that the plot was not dull" (double
- *   negation) is negative: not dull = positive, framed by "not true" =
- *   negative. Intensifiers, modifiers, openers and tails never matter.
+ *   and "no" tokens in the clause, its frames included; a frame belongs to
+ *   the clause it precedes). So "not good" is negative and "it is not true
+ *   that the plot was not dull" (double negation) is negative: not dull =
+ *   positive, framed by "not true" = negative; "i do not think that no one
+ *   would say that the plot was never dull" has three negations. Intensifiers,
+ *   modifiers, openers and tails never matter.
  * - Contrast: the clause after "but"/"yet" wins; with "although"/"though"
  *   the OTHER clause (the main clause) wins, whichever side it is on. The two
  *   clauses of a contrast always have opposite polarities, so both sentiment
@@ -66,14 +71,29 @@
  * independent samples of one grammar.
  *
  * Every example is at most SYNTHETIC_MAX_TOKENS tokens with [CLS]/[SEP]
- * (longest: 31 single, 32 pair, by the word counts of the tables), and
+ * (32 for both kinds, by the word counts of the tables): a single sentence
+ * that would be longer (two long framed clauses) is built from the same
+ * draws without its opener, modifiers, intensifiers and tails, the words
+ * that never matter, so its structure and label are as drawn (at most 31
+ * tokens then). The pair task has no frames, so its texts are as before. And
  * every word is a whole entry of the vocabulary (no [UNK], no "##" pieces).
  * Labels are drawn uniformly, so classes are balanced up to sampling noise.
  *
  * Measured (tests/io/t_synthetic.c, seed 1234, 4000 train / 1000 dev): the
  * rule re-derived from the text gives every clean label; a bag-of-words
- * naive Bayes reaches about 60% (single) and 56% (pair), near 100% only on
- * plain sentences without negation, frame or contrast.
+ * naive Bayes reaches about 55% (single) and 56% (pair), 81% (single) on
+ * plain sentences without negation, frame or contrast. Of the single
+ * sentences 37% have a negated verb, 38% a frame, 8% a clause with two or
+ * more negations, 35% a contrast.
+ *
+ * Learnability (tests/io/t_synthetic_learn.c, docs/synthetic-task.md),
+ * single task, 16000 train, lr 3e-4: the demo teacher (4 layers of 128)
+ * trained from scratch for 4 epochs reaches 96-99% dev accuracy (5 seeds);
+ * the demo student (2 layers of 64) trained for 3 epochs without
+ * distillation reaches 79-95% (8 seeds, mean 87%), losing most on contrasts
+ * with framed clauses. The student is not too small for the rule (about 98%
+ * after 10 epochs): distillation has to make it learn faster. The pair task
+ * stays near 65% for both in that budget.
  *
  * Vocabulary (vocab.txt, 0-based line = id): [PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3
  * [MASK]=4, then "," ".", then every grammar word once in table order: 123
@@ -104,8 +124,10 @@ enum synthetic_split {
  * accuracy). */
 enum synthetic_tag {
     SYNTHETIC_TAG_NEGATION = 1u << 0,  /* a clause has "not" / "never" */
-    SYNTHETIC_TAG_FRAME = 1u << 1,     /* an "i think that"-style frame */
-    SYNTHETIC_TAG_DOUBLE_NEG = 1u << 2,/* negating frame + negated clause */
+    SYNTHETIC_TAG_FRAME = 1u << 1,     /* an "i think that"-style frame (any
+                                        * clause) */
+    SYNTHETIC_TAG_DOUBLE_NEG = 1u << 2,/* a clause with >= 2 negations, frames
+                                        * included */
     SYNTHETIC_TAG_CONTRAST = 1u << 3,  /* but / yet / although / though */
     SYNTHETIC_TAG_VERDICT = 1u << 4,   /* pair: verdict hypothesis */
     SYNTHETIC_TAG_FLIPPED = 1u << 5    /* label flipped by the noise */
