@@ -153,9 +153,13 @@ void bert_backward(struct bert_model *m, const struct bert_grad_in *in)
     else
         zero(dh, BTC);
     bert_heads_backward(m, in, g, dh);
+    if (g && in->grads_ready)
+        in->grads_ready(in->grads_ready_ctx, L);
 
     for (int64_t l = L - 1; l >= 0; l--) {
         layer_backward(m, l, dnext, dh, in, g ? &g->layer[l] : NULL);
+        if (g && in->grads_ready)
+            in->grads_ready(in->grads_ready_ctx, l);
         if (in->dhidden[l])
             bert_acc(dnext, in->dhidden[l], BTC);
         float *t = dh;
@@ -165,4 +169,6 @@ void bert_backward(struct bert_model *m, const struct bert_grad_in *in)
     m->d_embedding_output = dh; /* d loss / d h_0 */
     if (g && !b->embedding_output)
         embeddings_backward(m, dh);
+    if (g && in->grads_ready)
+        in->grads_ready(in->grads_ready_ctx, -1);
 }

@@ -173,6 +173,15 @@ struct bert_grad_in {
     const float *dprobs[BERT_MAX_LAYERS];      /* [l] (B,NH_l,T,T) pre-dropout probs */
     const float *dscores[BERT_MAX_LAYERS];     /* [l] (B,NH_l,T,T) pre-softmax scores */
     int skip_param_grads;     /* 1: only d h_0 (no parameter gradients) */
+    /* Optional: told as parameter gradients become final during the
+     * backward, so data-parallel code can start reducing them while the
+     * backward continues. Called with layer = L once the heads' gradients
+     * are final, with l after layer l's, and with -1 after the embeddings'
+     * (the last call). Parameters of a part are the size-table tensors whose
+     * names start with "encoder.layer.<l>.", or "embeddings.", or that
+     * belong to a head (bert_tensor.head != 0). */
+    void (*grads_ready)(void *ctx, int64_t layer);
+    void *grads_ready_ctx;
 };
 
 struct bert_model {
