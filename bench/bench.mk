@@ -7,3 +7,5 @@ bench_engine_bench_LDADD = $(KD_LIBS)
 # time every product of the engine (see the file's header)
 bench_engine_bench_LDFLAGS = -Wl,--wrap=cblas_sgemm
 EXTRA_DIST += bench/engine_bench.sh bench/torch_bert.py
+include bench/pipeline.mk
+include bench/dp.mk

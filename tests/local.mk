@@ -40,3 +40,9 @@ include tests/model/optim.mk
 include tests/model/bert.mk
 include tests/io/cache.mk
 include tests/io/learn.mk
+include tests/mpi/pipeline.mk
+include tests/mpi/dp.mk
+include tests/kd/local.mk
+include tests/job/runner.mk
+include tests/eval/local.mk
+include tests/stages/local.mk

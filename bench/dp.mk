@@ -1,0 +1,1 @@
+# dp.mk: benchmarks built on request (EXTRA_PROGRAMS)

@@ -1,0 +1,1 @@
+# pipeline.mk: benchmarks built on request (EXTRA_PROGRAMS)

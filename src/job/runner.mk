@@ -1,0 +1,1 @@
+# job/runner.mk: files are added as the work lands

@@ -1,0 +1,1 @@
+# kd/loss.mk: files are added as the work lands

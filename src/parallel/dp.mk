@@ -1,0 +1,1 @@
+# parallel/dp.mk: files are added as the work lands

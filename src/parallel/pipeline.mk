@@ -1,0 +1,1 @@
+# parallel/pipeline.mk: files are added as the work lands

@@ -1,0 +1,1 @@
+# eval/local.mk: files are added as the work lands

@@ -1,0 +1,1 @@
+# kd/local.mk: files are added as the work lands

@@ -1,0 +1,1 @@
+# mpi/dp.mk: files are added as the work lands

@@ -1,0 +1,1 @@
+# mpi/pipeline.mk: files are added as the work lands

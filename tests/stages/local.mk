@@ -1,0 +1,1 @@
+# stages/local.mk: files are added as the work lands
