@@ -42,6 +42,8 @@ include tests/io/cache.mk
 include tests/io/learn.mk
 include tests/mpi/pipeline.mk
 include tests/mpi/dp.mk
+include tests/mpi/linalg.mk
+include tests/init/local.mk
 include tests/kd/local.mk
 include tests/job/runner.mk
 include tests/eval/local.mk

@@ -1,0 +1,1 @@
+# parallel/linalg.mk: files are added as the work lands

@@ -1,0 +1,1 @@
+# init/local.mk: files are added as the work lands

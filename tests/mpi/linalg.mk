@@ -1,0 +1,1 @@
+# mpi/linalg.mk: files are added as the work lands
