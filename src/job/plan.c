@@ -3,6 +3,7 @@
 #include "kd/job/plan.h"
 #include "kd/core/fsutil.h"
 #include "kd/core/log.h"
+#include "kd/io/synthetic.h"
 #include "kd/io/teacher_store.h"
 #include "kd/model/bert.h"
 #include "kd/model/hf_config.h"
@@ -53,8 +54,12 @@ int job_plan_make(const struct job *job, int world, struct job_plan *plan,
                                          job->teacher.heads, job->teacher.intermediate,
                                          job->teacher.vocab_size, job->teacher.max_positions,
                                          job->data.num_labels ? job->data.num_labels : 2};
+    /* the vocabulary the data will be tokenized with: the synthetic task's
+     * own, else the vocab file, else BERT's uncased 30522 */
     if (!plan->teacher.vocab)
-        plan->teacher.vocab = vocab_lines > 0 ? vocab_lines : 30522;
+        plan->teacher.vocab = job->data.task != DATA_TASK_TSV ? synthetic_vocab_size()
+                              : vocab_lines > 0                ? vocab_lines
+                                                               : 30522;
     plan->teacher_source = job->teacher.checkpoint[0]
                                ? "job keys teacher.* (the checkpoint is not there yet)"
                                : "job keys teacher.*";

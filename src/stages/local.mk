@@ -1,1 +1,11 @@
-# stages/local.mk: files are added as the work lands
+# stages/: the stage implementations and what they share (data, models,
+# batches, the training loop).
+src_libkd_a_SOURCES += src/stages/stage_data.c src/stages/stage_models.c \
+	src/stages/batch_rows.c src/stages/trainer.c src/stages/stage_model.c \
+	src/stages/task_metric.c src/stages/dev_eval.c src/stages/grad_sync.c \
+	src/stages/finetune.c src/stages/finetune_pipeline.c
+noinst_HEADERS += include/kd/stages/stage_data.h include/kd/stages/stage_models.h \
+	include/kd/stages/batch_rows.h include/kd/stages/trainer.h \
+	include/kd/stages/stage_model.h include/kd/stages/task_metric.h \
+	include/kd/stages/dev_eval.h include/kd/stages/grad_sync.h \
+	include/kd/stages/stages.h include/kd/stages/finetune_pipeline.h

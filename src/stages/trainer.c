@@ -1,0 +1,201 @@
+/* trainer.c: the training loop of trainer.h. */
+#include "kd/stages/trainer.h"
+#include "kd/cli/exit_codes.h"
+#include "kd/core/log.h"
+#include "kd/core/signals.h"
+#include "kd/core/timers.h"
+#include "kd/model/lr_schedule.h"
+#include "kd/parallel/layout.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int64_t steps_per_epoch(const struct trainer *t)
+{
+    return (t->train->n + t->st->batch - 1) / t->st->batch;
+}
+
+static int64_t total_steps(const struct trainer *t)
+{
+    if (t->st->max_steps > 0)
+        return t->st->max_steps;
+    int64_t n = (int64_t)llround(t->st->epochs * (double)steps_per_epoch(t));
+    return n > 0 ? n : 1;
+}
+
+int64_t trainer_max_micro_rows(const struct job *job, const struct stage_cfg *st, int n_shards)
+{
+    (void)job;
+    const int64_t shard = (st->batch + n_shards - 1) / n_shards;
+    return (shard + st->accumulate - 1) / st->accumulate;
+}
+
+int trainer_init(struct trainer *t, struct kd_err *err)
+{
+    const struct stage_cfg *st = t->st;
+    struct optim_config oc;
+    optim_config_default(&oc, st->optimizer == OPTIMIZER_ADAM ? OPTIM_KIND_ADAM
+                                                              : OPTIM_KIND_ADAMW);
+    oc.beta1 = st->beta1, oc.beta2 = st->beta2, oc.eps = st->eps;
+    oc.weight_decay = st->weight_decay;
+    for (int g = 0; g < t->n_groups; g++) {
+        struct trainer_group *gr = &t->group[g];
+        if (optim_init(&gr->opt, &oc, gr->segs, gr->nseg, gr->m, gr->v, gr->count, err)) {
+            kd_errf(err, "stage \"%s\": optimizer of the %s parameters: %s", st->name,
+                    gr->name, err->msg);
+            return -1;
+        }
+    }
+    t->total_steps = total_steps(t);
+    return 0;
+}
+
+/* Reduces the gradients, clips by the norm over every group and updates.
+ * Returns 0 after an update, 1 for a skipped (non-finite) step, -1 on a
+ * hook failure. */
+static int update(struct trainer *t, double lr, struct kd_err *err)
+{
+    const struct optim_grad_sync *sync = t->sync;
+    double sumsq = 0.0;
+    for (int g = 0; g < t->n_groups; g++) {
+        struct trainer_group *gr = &t->group[g];
+        if (sync && sync->reduce_grads) {
+            timer_start(TIMER_ALLREDUCE);
+            int rc = sync->reduce_grads(sync->ctx, gr->grads, gr->count, err);
+            timer_stop(TIMER_ALLREDUCE);
+            if (rc)
+                return -1;
+        }
+        sumsq += optim_grad_sumsq(gr->grads, gr->segs, gr->nseg);
+    }
+    if (sync && sync->reduce_sumsq && sync->reduce_sumsq(sync->ctx, &sumsq, err))
+        return -1;
+    const double norm = sqrt(sumsq);
+    if (!isfinite(norm))
+        return 1;
+    const float scale = (float)optim_grad_clip_coef(norm, t->st->grad_clip);
+    for (int g = 0; g < t->n_groups; g++) {
+        struct trainer_group *gr = &t->group[g];
+        optim_step(&gr->opt, gr->params, gr->grads, lr, scale);
+    }
+    return 0;
+}
+
+int trainer_run(struct trainer *t, struct kd_err *err)
+{
+    const struct stage_cfg *st = t->st;
+    const int64_t N = t->train->n, B = st->batch, per_epoch = steps_per_epoch(t);
+    const int64_t total = t->total_steps;
+    const int nterms = t->n_terms;
+    struct lr_schedule sched = {st->decay == LR_DECAY_COSINE     ? LR_SCHEDULE_COSINE
+                                : st->decay == LR_DECAY_CONSTANT ? LR_SCHEDULE_CONSTANT
+                                                                 : LR_SCHEDULE_LINEAR,
+                                st->lr, 0.0,
+                                lr_schedule_warmup_from_fraction(st->warmup, total), total};
+    const int64_t mb_cap = trainer_max_micro_rows(t->job, st, t->n_shards);
+    struct batch_rows br;
+    int64_t *order = malloc((size_t)N * sizeof *order);
+    int64_t *rows = malloc((size_t)B * sizeof *rows);
+    if (!order || !rows || batch_rows_alloc(&br, mb_cap, t->train->max_seq_len)) {
+        free(order), free(rows);
+        kd_errf(err, "out of memory for the training batches");
+        return KD_EXIT_RUNTIME;
+    }
+    const int64_t eval_every = st->eval_every > 0 ? st->eval_every : per_epoch;
+    char what[160];
+    snprintf(what, sizeof what, "stage \"%s\"", st->name);
+    struct progress prog;
+    progress_begin(&prog, what, "steps", total, 10.0);
+    int rc = KD_EXIT_OK;
+    int64_t cached_epoch = -1;
+    double t0 = wall_seconds(), examples = 0.0;
+    double loss_prev = NAN;
+    for (int64_t step = t->start_step; step < total; step++) {
+        const int64_t epoch = step / per_epoch, pos = (step % per_epoch) * B;
+        if (epoch != cached_epoch) {
+            dataset_epoch_order(order, N, (uint64_t)t->job->job.seed, epoch);
+            cached_epoch = epoch;
+        }
+        if (t->hooks.begin_step)
+            t->hooks.begin_step(t->hooks.ctx, step, total, loss_prev);
+        const int64_t b = pos + B <= N ? B : N - pos;
+        memcpy(rows, order + pos, (size_t)b * sizeof *rows);
+        batch_rows_sort(rows, b, t->train->lengths);
+        long long s0, s1;
+        layout_shard(b, t->shard, t->n_shards, &s0, &s1);
+        const int64_t local = s1 - s0;
+        const int64_t mb = local > 0 ? (local + st->accumulate - 1) / st->accumulate : 0;
+        for (int g = 0; g < t->n_groups; g++)
+            optim_grad_zero(t->group[g].grads, t->group[g].count);
+        double sums[1 + TRAINER_MAX_TERMS] = {0};
+        timer_start(TIMER_COMPUTE);
+        for (int64_t j = 0; j < local; j += mb) {
+            const int64_t n = j + mb <= local ? mb : local - j;
+            batch_rows_gather(&br, t->train, rows + s0 + j, n);
+            const uint64_t first = (uint64_t)(epoch * N + pos + s0 + j);
+            sums[0] += t->hooks.micro_step(t->hooks.ctx, &br, first, step, 1.0 / (double)b,
+                                           sums + 1);
+        }
+        timer_stop(TIMER_COMPUTE);
+        double global[1 + TRAINER_MAX_TERMS];
+        MPI_CHECK(MPI_Allreduce(sums, global, 1 + nterms, MPI_DOUBLE, MPI_SUM, t->loss_comm));
+        const double lr = lr_schedule_at(&sched, t->group[0].opt.step);
+        timer_start(TIMER_COMPUTE);
+        int u = update(t, lr, err);
+        timer_stop(TIMER_COMPUTE);
+        if (u < 0) {
+            rc = KD_EXIT_RUNTIME;
+            break;
+        }
+        if (u > 0) {
+            t->skipped_steps++;
+            log_warn0("%s: step %lld has a non-finite gradient norm; update skipped", what,
+                      (long long)step + 1);
+        }
+        examples += (double)b;
+        t->last_loss = loss_prev = global[0];
+        for (int k = 0; k < nterms; k++)
+            t->last_terms[k] = global[1 + k];
+        t->steps_done = step + 1;
+        double metric = NAN;
+        if (t->hooks.evaluate && ((step + 1) % eval_every == 0 || step + 1 == total)) {
+            metric = t->last_metric = t->hooks.evaluate(t->hooks.ctx);
+            log_info0("%s: step %lld/%lld, epoch %.2f: loss %.4f, dev %.4f", what,
+                      (long long)step + 1, (long long)total,
+                      (double)(step + 1) / (double)per_epoch, global[0], metric);
+        }
+        if (t->hooks.after_step)
+            t->hooks.after_step(t->hooks.ctx, step + 1, (double)(step + 1) / (double)per_epoch,
+                                lr, global[0], global + 1, metric);
+        char extra[96];
+        snprintf(extra, sizeof extra, "loss %.4f, lr %.2e", global[0], lr);
+        progress_update(&prog, step + 1, extra);
+        const int interrupted = comm_agree_max(t->comm, signals_interrupted() ? 1 : 0);
+        const int64_t every = t->job->job.checkpoint_every;
+        if (t->hooks.checkpoint && step + 1 < total &&
+            (interrupted || (every > 0 && (step + 1) % every == 0))) {
+            timer_start(TIMER_IO);
+            int c = t->hooks.checkpoint(t->hooks.ctx, step + 1);
+            timer_stop(TIMER_IO);
+            if (c) {
+                kd_errf(err, "%s: could not write the checkpoint after step %lld", what,
+                        (long long)step + 1);
+                rc = KD_EXIT_RUNTIME;
+                break;
+            }
+        }
+        if (interrupted) {
+            log_warn0("%s: interrupted after step %lld of %lld; --resume continues from "
+                      "there", what, (long long)step + 1, (long long)total);
+            rc = KD_EXIT_INTERRUPTED;
+            break;
+        }
+    }
+    const double secs = wall_seconds() - t0;
+    t->examples_per_s = secs > 0 ? examples / secs : 0.0;
+    batch_rows_free(&br);
+    free(order), free(rows);
+    return rc;
+}
