@@ -143,3 +143,20 @@ void stage_data_close(struct stage_data *sd)
     free(sd->vocab_path);
     memset(sd, 0, sizeof *sd);
 }
+
+int stage_dataset_sha256(const struct dataset *d, char hex[65], struct kd_err *err)
+{
+    const size_t nt = (size_t)(d->n * d->max_seq_len) * sizeof(int32_t);
+    const void *parts[4] = {d->input_ids, d->token_type_ids, d->attention_mask,
+                            d->labels ? (const void *)d->labels : (const void *)d->targets};
+    const size_t sizes[4] = {nt, nt, nt, (size_t)d->n * 4};
+    char all[4 * 65 + 1] = "";
+    for (int i = 0; i < 4; i++) {
+        char h[65] = "0";
+        if (parts[i] && fs_buffer_sha256(parts[i], sizes[i], h, err) < 0)
+            return -1;
+        strcat(all, h);
+        strcat(all, "\n");
+    }
+    return fs_buffer_sha256(all, strlen(all), hex, err) < 0 ? -1 : 0;
+}

@@ -46,4 +46,9 @@ void stage_data_close(struct stage_data *sd);
  * "" for synthetic, and the vocabulary), for the manifest. */
 const char *stage_data_file(const struct job *job, int split);
 
+/* SHA-256 (hex) of a tokenized dataset's content (ids, token types, mask,
+ * labels): the store's data provenance, independent of where the text came
+ * from. */
+int stage_dataset_sha256(const struct dataset *d, char hex[65], struct kd_err *err);
+
 #endif
