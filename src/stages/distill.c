@@ -1,0 +1,275 @@
+/* distill.c: the distill stage (offline mode): the student trains
+ * data-parallel on all ranks against the teacher store written by the
+ * extract stage, with the stage's loss terms (kd/loss_set.h) under the
+ * stage's method (all layers, PID or SID: kd/schedule.h). A stage whose
+ * only loss is `hard` trains the same student without distillation (the
+ * baseline the evaluate stage compares against); it needs no store. The
+ * student is saved to <output_dir>/students/<stage>. */
+#include "kd/stages/stages.h"
+#include "kd/cli/exit_codes.h"
+#include "kd/core/fsutil.h"
+#include "kd/core/log.h"
+#include "kd/kd/loss_set.h"
+#include "kd/parallel/timer_report.h"
+#include "kd/stages/dev_eval.h"
+#include "kd/stages/extract_common.h"
+#include "kd/stages/grad_sync.h"
+#include "kd/stages/stage_data.h"
+#include "kd/stages/stage_model.h"
+#include "kd/stages/stage_models.h"
+#include "kd/stages/teacher_reader.h"
+#include "kd/stages/trainer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct distill {
+    const struct stage_cfg *st;
+    struct bert_model m;
+    struct kd_loss_set set;
+    struct kd_sched sched;
+    struct kd_active active;
+    struct teacher_reader teacher;
+    int have_teacher;
+    struct dev_eval dev;
+    struct grad_sync gs;
+    int64_t total_steps, global_batch;
+    int failed;
+    struct kd_err err;
+};
+
+static void begin_step(void *vctx, int64_t step, int64_t total, double last_loss)
+{
+    struct distill *d = vctx;
+    const int before = d->sched.phase;
+    const int phase = kd_sched_update(&d->sched, step, last_loss);
+    kd_sched_active(&d->active, d->st->method, phase, d->set.n_mapped, d->set.mapped);
+    if (phase != before && d->st->method != DISTILL_METHOD_ALL)
+        log_info0("stage \"%s\": step %lld/%lld: %s phase %d of %d (%s)", d->st->name,
+                  (long long)step + 1, (long long)total,
+                  d->st->method == DISTILL_METHOD_PID ? "PID" : "SID", phase + 1,
+                  kd_sched_phases(d->st->method, d->set.n_mapped),
+                  phase == d->set.n_mapped ? "output terms" : "internal terms");
+}
+
+static double micro_step(void *vctx, const struct batch_rows *b, uint64_t first, int64_t step,
+                         double row_weight, double *terms)
+{
+    struct distill *d = vctx;
+    struct kd_teacher_view tv;
+    if (d->have_teacher) {
+        if (teacher_reader_batch(&d->teacher, b, &tv, &d->err))
+            kd_die(1, "stage \"%s\": %s", d->st->name, d->err.msg);
+    } else {
+        memset(&tv, 0, sizeof tv);
+        tv.B = b->n, tv.T = b->t, tv.attention_mask = b->mask, tv.labels = b->labels;
+        tv.labels_f32 = b->targets;
+    }
+    struct bert_batch batch = batch_rows_view(b, 1, first, (uint64_t)step);
+    bert_forward(&d->m, &batch);
+    struct kd_student_view sv;
+    kd_student_view_from_bert(&sv, &d->m);
+    const double norm = 1.0 / row_weight; /* the global batch */
+    struct kd_step ks = {.step = step, .total_steps = d->total_steps, .active = &d->active,
+                         .norm_examples = norm, .norm_labelled = norm};
+    struct kd_values vals;
+    struct bert_grad_in gin;
+    memset(&gin, 0, sizeof gin);
+    const double total = kd_loss_set_compute(&d->set, &sv, &tv, &ks, &vals, &gin);
+    grad_sync_attach(&d->gs, &gin);
+    bert_backward(&d->m, &gin);
+    for (int i = 0; i < d->set.n; i++)
+        terms[i] += vals.term[i];
+    return total;
+}
+
+static double evaluate(void *vctx)
+{
+    struct distill *d = vctx;
+    return dev_eval_metric(&d->dev);
+}
+
+/* Only hard terms: no teacher needed. */
+static int needs_teacher(const struct stage_cfg *st)
+{
+    for (int i = 0; i < st->n_losses; i++)
+        if (st->losses[i].kind != LOSS_KIND_HARD)
+            return 1;
+    return 0;
+}
+
+static int open_teacher(struct distill *d, const struct stage_ctx *ctx, struct stage_data *sd,
+                        const struct kd_needs *needs)
+{
+    const struct job *job = ctx->job;
+    char *path = stage_out_path(job, "teacher.h5");
+    char *tdir = stage_teacher_dir(job, ctx->index);
+    char tsha[65] = "", vsha[65] = "", dsha[65] = "";
+    struct store_expect ex = {0};
+    int rc = -1;
+    if (tdir && extract_teacher_sha256(tdir, tsha, &d->err) == 0)
+        ex.teacher_sha256 = tsha;
+    if (fs_file_sha256(sd->vocab_path, vsha, &d->err) == 0)
+        ex.vocab_sha256 = vsha;
+    if (stage_dataset_sha256(&sd->split[DATASET_SPLIT_TRAIN], dsha, &d->err) == 0)
+        ex.data_sha256 = dsha;
+    rc = teacher_reader_open(&d->teacher, path, &ex, needs, d->m.opts.B, job->data.max_seq_len,
+                             ctx->stage->name, &d->err);
+    free(path), free(tdir);
+    if (comm_agree_max(ctx->comm, rc ? 1 : 0)) {
+        if (!rc) {
+            teacher_reader_close(&d->teacher);
+            kd_errf(&d->err, "another rank could not open the teacher store");
+        }
+        return -1;
+    }
+    d->have_teacher = 1;
+    return 0;
+}
+
+static int run(const struct stage_ctx *ctx)
+{
+    const struct job *job = ctx->job;
+    const struct stage_cfg *st = ctx->stage;
+    const struct comm *c = ctx->comm;
+    struct distill *d = calloc(1, sizeof *d);
+    struct stage_data sd;
+    struct optim_segment *segs = NULL;
+    float *pm = NULL, *pv = NULL;
+    int rc = KD_EXIT_RUNTIME;
+    d->st = st;
+    if (st->mode == DISTILL_MODE_ONLINE) {
+        log_error("stage \"%s\": mode \"online\" is not available in this build; use "
+                  "\"offline\" (extract, then distill)", st->name);
+        free(d);
+        return KD_EXIT_RUNTIME;
+    }
+    if (stage_data_open(&sd, job, c, &d->err)) {
+        log_error("stage \"%s\": %s", st->name, d->err.msg);
+        free(d);
+        return KD_EXIT_RUNTIME;
+    }
+    const struct dataset *dev =
+        job->data.task == DATA_TASK_TSV && !job->data.dev[0]
+            ? NULL
+            : stage_data_split(&sd, job, c, DATASET_SPLIT_DEV, &d->err);
+    /* the teacher's shape: the store's config when there is a store to read */
+    struct bert_config tcfg, scfg;
+    char *tdir = stage_teacher_dir(job, ctx->index);
+    const int teacher = needs_teacher(st);
+    if (stage_teacher_config(job, tdir, tokenizer_vocab_size(sd.tok), sd.num_labels, &tcfg,
+                             &d->err) ||
+        stage_student_config(job, &tcfg, &scfg, &d->err)) {
+        log_error("stage \"%s\": %s", st->name, d->err.msg);
+        goto out;
+    }
+    if (st->dropout >= 0)
+        scfg.hidden_dropout_prob = scfg.attention_probs_dropout_prob = st->dropout;
+    struct kd_needs needs;
+    if (kd_needs_of(&needs, st->losses, st->n_losses, scfg.num_hidden_layers,
+                    tcfg.num_hidden_layers, &d->err)) {
+        log_error("stage \"%s\": %s", st->name, d->err.msg);
+        goto out;
+    }
+    const char *init = job->student.checkpoint[0] ? job->student.checkpoint : NULL;
+    struct bert_opts o = {.B = trainer_max_micro_rows(job, st, c->size),
+                          .T = job->data.max_seq_len, .heads = BERT_HEAD_CLASSIFIER,
+                          .backward = 1, .param_grads = 1, .optimizer = 1,
+                          .seed = (uint64_t)job->job.seed};
+    if (stage_model_open(&d->m, &scfg, &o, init, (uint64_t)job->job.seed, &d->err)) {
+        log_error("stage \"%s\": student: %s", st->name, d->err.msg);
+        goto out;
+    }
+    if (teacher && open_teacher(d, ctx, &sd, &needs)) {
+        log_error("stage \"%s\": %s", st->name, d->err.msg);
+        goto out_model;
+    }
+    const struct kd_teacher_dims td = {tcfg.num_hidden_layers, tcfg.hidden_size,
+                                       tcfg.num_attention_heads, tcfg.num_labels};
+    if (kd_loss_set_init(&d->set, st->losses, st->n_losses, NULL, &scfg, &td, o.B, o.T,
+                         (uint64_t)job->job.seed, &d->err)) {
+        log_error("stage \"%s\": %s", st->name, d->err.msg);
+        goto out_teacher;
+    }
+    segs = stage_model_segments(&d->m);
+    grad_sync_init(&d->gs, c, &d->m);
+    dev_eval_init(&d->dev, &d->m, dev, c);
+    struct trainer tr = {
+        .job = job, .st = st, .comm = c, .train = &sd.split[DATASET_SPLIT_TRAIN],
+        .shard = c->rank, .n_shards = c->size, .loss_comm = c->world, .n_groups = 1,
+        .sync = grad_sync_hooks(&d->gs), .n_terms = d->set.n,
+        .hooks = {.micro_step = micro_step, .begin_step = begin_step,
+                  .evaluate = dev ? evaluate : NULL, .ctx = d}};
+    for (int i = 0; i < d->set.n && i < TRAINER_MAX_TERMS; i++)
+        tr.term_names[i] = loss_kind_name(st->losses[i].kind);
+    tr.group[0] = (struct trainer_group){.name = "student",
+                                         .params = (float *)(void *)d->m.params_arena.base,
+                                         .grads = (float *)(void *)d->m.grads_arena.base,
+                                         .m = d->m.adam_m, .v = d->m.adam_v,
+                                         .count = d->m.ptab.floats, .segs = segs,
+                                         .nseg = (size_t)d->m.ptab.n};
+    float *pp, *pg;
+    size_t pcount, pnseg;
+    const struct optim_segment *psegs;
+    kd_loss_set_params(&d->set, &pp, &pg, &pcount, &psegs, &pnseg);
+    if (pp && pcount) {
+        pm = calloc(pcount, sizeof *pm), pv = calloc(pcount, sizeof *pv);
+        tr.group[tr.n_groups++] = (struct trainer_group){
+            .name = "projections", .params = pp, .grads = pg, .m = pm, .v = pv,
+            .count = pcount, .segs = (struct optim_segment *)psegs, .nseg = pnseg};
+    }
+    log_info0("stage \"%s\": student %lld layers, hidden %lld, %lld heads, FFN %lld "
+              "(%.2fM parameters%s), teacher %lld layers / hidden %lld, %d loss term%s, "
+              "method %s, %d data-parallel replica%s", st->name,
+              (long long)scfg.num_hidden_layers, (long long)scfg.hidden_size,
+              (long long)scfg.num_attention_heads, (long long)scfg.intermediate_size,
+              (double)d->m.ptab.floats / 1e6, init ? ", from student.checkpoint" : "",
+              (long long)tcfg.num_hidden_layers, (long long)tcfg.hidden_size, d->set.n,
+              d->set.n == 1 ? "" : "s",
+              st->method == DISTILL_METHOD_PID   ? "PID"
+              : st->method == DISTILL_METHOD_SID ? "SID"
+                                                 : "all",
+              c->size, c->size == 1 ? "" : "s");
+    timers_reset();
+    const double t0 = wall_seconds();
+    if (trainer_init(&tr, &d->err) ||
+        kd_sched_init(&d->sched, st->method, d->set.n_mapped > 0 ? d->set.n_mapped : 1,
+                      tr.total_steps, st->switch_threshold, &d->err)) {
+        log_error("stage \"%s\": %s", st->name, d->err.msg);
+    } else {
+        d->total_steps = tr.total_steps;
+        rc = trainer_run(&tr, &d->err);
+        if (rc == KD_EXIT_RUNTIME)
+            log_error("stage \"%s\": %s", st->name, d->err.msg);
+    }
+    timers_report(c, st->name, wall_seconds() - t0, NULL);
+    if (rc == KD_EXIT_OK) {
+        char *dir = stage_student_dir(job, ctx->index);
+        if (stage_model_save(&d->m, dir, sd.vocab_path, &sd.split[DATASET_SPLIT_TRAIN].map, c,
+                             &d->err)) {
+            log_error("stage \"%s\": %s", st->name, d->err.msg);
+            rc = KD_EXIT_RUNTIME;
+        } else {
+            log_info0("stage \"%s\": student saved to %s (dev %.4f after %lld steps)",
+                      st->name, dir, tr.last_metric, (long long)tr.steps_done);
+        }
+        free(dir);
+    }
+    dev_eval_free(&d->dev);
+    grad_sync_free(&d->gs);
+    kd_loss_set_free(&d->set);
+out_teacher:
+    if (d->have_teacher)
+        teacher_reader_close(&d->teacher);
+out_model:
+    bert_free(&d->m);
+out:
+    free(segs), free(pm), free(pv), free(tdir);
+    stage_data_close(&sd);
+    free(d);
+    return rc;
+}
+
+const struct stage_impl stage_distill = {.kind = STAGE_KIND_DISTILL, .run = run};
