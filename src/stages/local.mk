@@ -6,7 +6,7 @@ src_libkd_a_SOURCES += src/stages/stage_data.c src/stages/stage_models.c \
 	src/stages/finetune.c src/stages/finetune_pipeline.c \
 	src/stages/teacher_outputs.c src/stages/extract_common.c src/stages/extract.c \
 	src/stages/extract_pipeline.c src/stages/export.c \
-	src/stages/teacher_reader.c src/stages/distill.c
+	src/stages/teacher_reader.c src/stages/distill.c src/stages/evaluate.c
 noinst_HEADERS += include/kd/stages/stage_data.h include/kd/stages/stage_models.h \
 	include/kd/stages/batch_rows.h include/kd/stages/trainer.h \
 	include/kd/stages/stage_model.h include/kd/stages/task_metric.h \

@@ -4,6 +4,9 @@
 #include "kd/core/log.h"
 #include "kd/core/signals.h"
 #include "kd/core/timers.h"
+#include "kd/eval/curves.h"
+#include "kd/core/fsutil.h"
+#include "kd/core/atomic_file.h"
 #include "kd/model/lr_schedule.h"
 #include "kd/parallel/layout.h"
 
@@ -110,6 +113,27 @@ int trainer_run(struct trainer *t, struct kd_err *err)
     progress_begin(&prog, what, "steps", total, 10.0);
     int rc = KD_EXIT_OK;
     int64_t cached_epoch = -1;
+    /* training curves: rank 0 appends one row per step to
+     * <output_dir>/curves/<stage>.csv (continued on resume) */
+    struct curve_log curves = {0};
+    int have_curves = 0;
+    if (t->comm->rank == 0) {
+        char rel[300], e[512];
+        snprintf(rel, sizeof rel, "curves/%s.csv", st->name);
+        char *dir = fs_path_join(t->job->job.output_dir, "curves");
+        char *path = fs_path_join(t->job->job.output_dir, rel);
+        struct kd_err cerr = {0};
+        if (fs_mkdir_p(dir, e, sizeof e))
+            log_warn("%s: no training curves: %s", what, e);
+        else if (curve_log_open(&curves, path, t->term_names, nterms,
+                                t->train->targets ? "pearson" : "accuracy",
+                                t->start_step > 0 ? t->start_step : CURVE_LOG_FRESH, 50,
+                                &cerr))
+            log_warn("%s: no training curves: %s", what, cerr.msg);
+        else
+            have_curves = 1;
+        free(dir), free(path);
+    }
     double t0 = wall_seconds(), examples = 0.0;
     double loss_prev = NAN;
     for (int64_t step = t->start_step; step < total; step++) {
@@ -166,6 +190,18 @@ int trainer_run(struct trainer *t, struct kd_err *err)
                       (long long)step + 1, (long long)total,
                       (double)(step + 1) / (double)per_epoch, global[0], metric);
         }
+        if (have_curves) {
+            struct curve_row row = {.step = step + 1,
+                                    .epoch = (double)(step + 1) / (double)per_epoch,
+                                    .lr = lr, .terms = global + 1, .total = global[0],
+                                    .has_dev = !isnan(metric), .dev = metric};
+            struct kd_err cerr;
+            if (curve_log_append(&curves, &row, &cerr)) {
+                log_warn("%s: training curves: %s", what, cerr.msg);
+                curve_log_close(&curves, &cerr);
+                have_curves = 0;
+            }
+        }
         if (t->hooks.after_step)
             t->hooks.after_step(t->hooks.ctx, step + 1, (double)(step + 1) / (double)per_epoch,
                                 lr, global[0], global + 1, metric);
@@ -192,6 +228,11 @@ int trainer_run(struct trainer *t, struct kd_err *err)
             rc = KD_EXIT_INTERRUPTED;
             break;
         }
+    }
+    if (have_curves) {
+        struct kd_err cerr;
+        if (curve_log_close(&curves, &cerr))
+            log_warn("%s: training curves: %s", what, cerr.msg);
     }
     const double secs = wall_seconds() - t0;
     t->examples_per_s = secs > 0 ? examples / secs : 0.0;
