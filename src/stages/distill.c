@@ -5,7 +5,7 @@
  * only loss is `hard` trains the same student without distillation (the
  * baseline the evaluate stage compares against); it needs no store. The
  * student is saved to <output_dir>/students/<stage>. */
-#include "kd/stages/stages.h"
+#include "kd/job/stage.h"
 #include "kd/cli/exit_codes.h"
 #include "kd/core/fsutil.h"
 #include "kd/core/log.h"
@@ -272,4 +272,24 @@ out:
     return rc;
 }
 
-const struct stage_impl stage_distill = {.kind = STAGE_KIND_DISTILL, .run = run};
+static int files(const struct stage_ctx *ctx, struct stage_files *in, struct stage_files *out,
+                 struct kd_err *err)
+{
+    const struct job *job = ctx->job;
+    stage_data_inputs(job, in);
+    if (needs_teacher(ctx->stage))
+        stage_files_add(in, "teacher.h5");
+    /* the teacher's config sets the student's vocabulary and labels */
+    if (stage_teacher_inputs(job, ctx->index, in, err))
+        return -1;
+    if (job->student.checkpoint[0] &&
+        stage_files_add_user_dir(in, job->student.checkpoint, err))
+        return -1;
+    char rel[300];
+    snprintf(rel, sizeof rel, "students/%s", ctx->stage->name);
+    stage_hf_files(out, rel);
+    return 0;
+}
+
+const struct stage_impl stage_distill = {.kind = STAGE_KIND_DISTILL, .run = run,
+                                         .files = files};

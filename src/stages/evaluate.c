@@ -5,7 +5,7 @@
  * PNG plots of each training stage's curves go to <output_dir>/plots/.
  * Scoring is data-parallel: each rank predicts its shard, the logits are
  * gathered (stage_model_predict). */
-#include "kd/stages/stages.h"
+#include "kd/job/stage.h"
 #include "kd/cli/exit_codes.h"
 #include "kd/core/atomic_file.h"
 #include "kd/core/fsutil.h"

@@ -3,7 +3,7 @@
  * vocab.txt) at stage.dir, or <output_dir>/student. The student is loaded
  * through the same checkpoint reader users' files go through and written
  * again, so what is exported is known to load. */
-#include "kd/stages/stages.h"
+#include "kd/job/stage.h"
 #include "kd/cli/exit_codes.h"
 #include "kd/core/fsutil.h"
 #include "kd/core/log.h"

@@ -4,7 +4,7 @@
  * its shard of the examples (layout_shard, dataset order) and writes them
  * into the one file with parallel HDF5; with S > 1 each pipeline replica
  * takes a shard and its last stage writes (extract_pipeline.c). */
-#include "kd/stages/stages.h"
+#include "kd/job/stage.h"
 #include "kd/cli/exit_codes.h"
 #include "kd/core/fsutil.h"
 #include "kd/core/log.h"
@@ -143,4 +143,15 @@ out:
     return rc;
 }
 
-const struct stage_impl stage_extract = {STAGE_KIND_EXTRACT, run};
+static int files(const struct stage_ctx *ctx, struct stage_files *in, struct stage_files *out,
+                 struct kd_err *err)
+{
+    stage_data_inputs(ctx->job, in);
+    if (stage_teacher_inputs(ctx->job, ctx->index, in, err))
+        return -1;
+    stage_files_add(out, "teacher.h5");
+    return 0;
+}
+
+const struct stage_impl stage_extract = {.kind = STAGE_KIND_EXTRACT, .run = run,
+                                         .files = files};

@@ -4,7 +4,7 @@
  * data-parallel replica of the whole teacher; with S > 1 the layers are
  * split over S ranks (finetune_pipeline.c). Starts from teacher.checkpoint,
  * or from a random initialisation of the teacher.* shape. */
-#include "kd/stages/stages.h"
+#include "kd/job/stage.h"
 #include "kd/cli/exit_codes.h"
 #include "kd/core/log.h"
 #include "kd/core/timers.h"
@@ -146,4 +146,16 @@ out:
     return rc;
 }
 
-const struct stage_impl stage_finetune = {STAGE_KIND_FINETUNE, run};
+static int files(const struct stage_ctx *ctx, struct stage_files *in, struct stage_files *out,
+                 struct kd_err *err)
+{
+    stage_data_inputs(ctx->job, in);
+    if (ctx->job->teacher.checkpoint[0] &&
+        stage_files_add_user_dir(in, ctx->job->teacher.checkpoint, err))
+        return -1;
+    stage_hf_files(out, "teacher");
+    return 0;
+}
+
+const struct stage_impl stage_finetune = {.kind = STAGE_KIND_FINETUNE, .run = run,
+                                          .files = files};

@@ -11,5 +11,5 @@ noinst_HEADERS += include/kd/stages/stage_data.h include/kd/stages/stage_models.
 	include/kd/stages/batch_rows.h include/kd/stages/trainer.h \
 	include/kd/stages/stage_model.h include/kd/stages/task_metric.h \
 	include/kd/stages/dev_eval.h include/kd/stages/grad_sync.h \
-	include/kd/stages/stages.h include/kd/stages/finetune_pipeline.h \
+	include/kd/stages/finetune_pipeline.h \
 	include/kd/stages/teacher_outputs.h include/kd/stages/extract_common.h

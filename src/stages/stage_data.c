@@ -4,6 +4,7 @@
 #include "kd/core/fsutil.h"
 #include "kd/io/dataset_cache.h"
 #include "kd/io/synthetic.h"
+#include "kd/job/stage.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -159,4 +160,15 @@ int stage_dataset_sha256(const struct dataset *d, char hex[65], struct kd_err *e
         strcat(all, "\n");
     }
     return fs_buffer_sha256(all, strlen(all), hex, err) < 0 ? -1 : 0;
+}
+
+void stage_data_inputs(const struct job *job, struct stage_files *in)
+{
+    if (job->data.task != DATA_TASK_TSV)
+        return;
+    stage_files_add_user(in, job->data.train);
+    if (job->data.dev[0])
+        stage_files_add_user(in, job->data.dev);
+    if (job->data.vocab[0])
+        stage_files_add_user(in, job->data.vocab);
 }

@@ -1,6 +1,7 @@
 /* stage_models.c: model sources and output paths of the stages. */
 #include "kd/stages/stage_models.h"
 #include "kd/core/fsutil.h"
+#include "kd/job/stage.h"
 #include "kd/model/hf_config.h"
 
 #include <stdio.h>
@@ -92,4 +93,27 @@ int stage_student_config(const struct job *job, const struct bert_config *teache
     cfg->problem = teacher->problem;
     hf_config_init_layers(cfg);
     return hf_config_validate(cfg, "student (job keys student.*)", err);
+}
+
+void stage_hf_files(struct stage_files *l, const char *rel_dir)
+{
+    static const char *const names[] = {"config.json", "model.safetensors", "vocab.txt"};
+    char rel[600];
+    for (int i = 0; i < 3; i++) {
+        snprintf(rel, sizeof rel, "%s/%s", rel_dir, names[i]);
+        stage_files_add(l, rel);
+    }
+}
+
+int stage_teacher_inputs(const struct job *job, int before, struct stage_files *in,
+                         struct kd_err *err)
+{
+    for (int i = before - 1; i >= 0; i--)
+        if (job->stages[i].kind == STAGE_KIND_FINETUNE) {
+            stage_hf_files(in, "teacher");
+            return 0;
+        }
+    if (job->teacher.checkpoint[0])
+        return stage_files_add_user_dir(in, job->teacher.checkpoint, err);
+    return 0;
 }

@@ -51,4 +51,10 @@ const char *stage_data_file(const struct job *job, int split);
  * from. */
 int stage_dataset_sha256(const struct dataset *d, char hex[65], struct kd_err *err);
 
+/* Adds the user files the job's data come from (TSV splits train and dev,
+ * data.vocab) to a stage's inputs (the runner's manifest). The synthetic
+ * task has none: its data are a function of the data.* keys. */
+struct stage_files;
+void stage_data_inputs(const struct job *job, struct stage_files *in);
+
 #endif

@@ -40,6 +40,16 @@ int stage_teacher_config(const struct job *job, const char *dir, int64_t vocab_s
 int stage_student_config(const struct job *job, const struct bert_config *teacher,
                          struct bert_config *cfg, struct kd_err *err);
 
+/* Adds the teacher's files stage `before` reads to its inputs: the
+ * products teacher/{config.json,model.safetensors} of a finetune stage, or
+ * every file of teacher.checkpoint. Returns 0 or -1 with err. */
+struct stage_files;
+int stage_teacher_inputs(const struct job *job, int before, struct stage_files *in,
+                         struct kd_err *err);
+/* Adds the three files of a Hugging Face directory under the output
+ * directory (rel_dir relative to it) to a file list. */
+void stage_hf_files(struct stage_files *l, const char *rel_dir);
+
 /* Index of stage st in job->stages. */
 int stage_index(const struct job *job, const struct stage_cfg *st);
 
