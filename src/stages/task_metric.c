@@ -1,5 +1,7 @@
-/* task_metric.c: predictions and the primary metric. */
+/* task_metric.c: predictions and the primary metric (eval/metrics.h), so
+ * the dev metric of the training curves and the report agree. */
 #include "kd/stages/task_metric.h"
+#include "kd/eval/metrics.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -18,27 +20,13 @@ void task_argmax(const float *logits, int64_t n, int64_t K, int32_t *pred)
 
 double task_primary_metric(const struct dataset *d, const float *logits, int64_t K)
 {
-    if (d->n == 0)
-        return NAN;
-    if (K == 1) { /* Pearson correlation of predictions and targets */
-        double mx = 0, my = 0;
-        for (int64_t i = 0; i < d->n; i++)
-            mx += logits[i], my += d->targets[i];
-        mx /= (double)d->n, my /= (double)d->n;
-        double sxy = 0, sxx = 0, syy = 0;
-        for (int64_t i = 0; i < d->n; i++) {
-            const double x = logits[i] - mx, y = d->targets[i] - my;
-            sxy += x * y, sxx += x * x, syy += y * y;
-        }
-        return sxx > 0 && syy > 0 ? sxy / sqrt(sxx * syy) : 0.0;
-    }
-    int32_t *pred = malloc((size_t)d->n * sizeof *pred);
+    if (K == 1)
+        return eval_pearson(logits, d->targets, d->n);
+    int32_t *pred = malloc((size_t)(d->n > 0 ? d->n : 1) * sizeof *pred);
     if (!pred)
         return NAN;
     task_argmax(logits, d->n, K, pred);
-    int64_t right = 0;
-    for (int64_t i = 0; i < d->n; i++)
-        right += pred[i] == d->labels[i];
+    const double acc = eval_accuracy(pred, d->labels, d->n);
     free(pred);
-    return (double)right / (double)d->n;
+    return acc;
 }
