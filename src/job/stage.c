@@ -21,7 +21,11 @@
 
 /* One line per implemented stage kind, e.g. `&stage_extract,`. */
 static const struct stage_impl *const registry[] = {
-    NULL,
+    &stage_finetune,
+    &stage_extract,
+    &stage_distill,
+    &stage_evaluate,
+    &stage_export,
 };
 
 enum action { ACT_RUN, ACT_SKIP, ACT_UNAVAILABLE, ACT_NOT_SELECTED, ACT_ERROR };
