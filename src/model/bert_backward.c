@@ -144,19 +144,23 @@ void bert_backward(struct bert_model *m, const struct bert_grad_in *in)
               "parameter gradients requested but the model has no gradient block");
     const struct bert_batch *b = &m->batch;
     const int64_t L = m->cfg.num_hidden_layers, BTC = b->B * b->T * m->cfg.hidden_size;
+    const int64_t lb = m->layer_begin, le = m->layer_end;
     struct bert_params *g = in->skip_param_grads ? NULL : &m->g;
 
-    /* d h_L: injected gradient plus the heads */
+    /* d h_end: injected gradient (on a slice before the last: the next
+     * slice's d h_begin) plus the heads on the last slice */
     float *dh = m->ga.dh[0], *dnext = m->ga.dh[1];
-    if (in->dhidden[L])
-        memcpy(dh, in->dhidden[L], (size_t)BTC * sizeof(float));
+    if (in->dhidden[le])
+        memcpy(dh, in->dhidden[le], (size_t)BTC * sizeof(float));
     else
         zero(dh, BTC);
-    bert_heads_backward(m, in, g, dh);
-    if (g && in->grads_ready)
-        in->grads_ready(in->grads_ready_ctx, L);
+    if (le == L) {
+        bert_heads_backward(m, in, g, dh);
+        if (g && in->grads_ready)
+            in->grads_ready(in->grads_ready_ctx, L);
+    }
 
-    for (int64_t l = L - 1; l >= 0; l--) {
+    for (int64_t l = le - 1; l >= lb; l--) {
         layer_backward(m, l, dnext, dh, in, g ? &g->layer[l] : NULL);
         if (g && in->grads_ready)
             in->grads_ready(in->grads_ready_ctx, l);
@@ -166,7 +170,9 @@ void bert_backward(struct bert_model *m, const struct bert_grad_in *in)
         dh = dnext;
         dnext = t;
     }
-    m->d_embedding_output = dh; /* d loss / d h_0 */
+    m->d_embedding_output = dh; /* d loss / d h_begin */
+    if (lb > 0)
+        return; /* the embeddings live on the first slice */
     if (g && !b->embedding_output)
         embeddings_backward(m, dh);
     if (g && in->grads_ready)

@@ -208,6 +208,11 @@ int bert_save_dir(const struct bert_model *m, const char *dir, const char *vocab
                   const struct hf_labels *labels, struct kd_err *err)
 {
     char msg[512];
+    if (m->layer_begin != 0 || m->layer_end != m->cfg.num_hidden_layers)
+        return kd_errf(err, "%s: cannot save layers [%lld, %lld) of a %lld-layer model as a "
+                            "model directory (a slice is not a model on its own)",
+                       dir, (long long)m->layer_begin, (long long)m->layer_end,
+                       (long long)m->cfg.num_hidden_layers);
     if (fs_mkdir_p(dir, msg, sizeof msg) != 0)
         return kd_errf(err, "%s: cannot create the model directory: %s", dir, msg);
     char *path = fs_path_join(dir, "model.safetensors");

@@ -57,7 +57,7 @@ static void proj_residual(float *out, const float *inp, const float *w, const fl
 }
 
 /* h_0 = dropout(LN(word[id] + pos[t] + type[tt])), or the caller's
- * embedding output as is. */
+ * embedding output as is; on a slice, its input h_begin. */
 static void embeddings_forward(struct bert_model *m)
 {
     const struct bert_batch *b = &m->batch;
@@ -65,7 +65,7 @@ static void embeddings_forward(struct bert_model *m)
     const int64_t B = b->B, T = b->T, BT = B * T, C = cfg->hidden_size;
     struct bert_acts *a = &m->a;
     if (b->embedding_output) {
-        memcpy(a->hidden[0], b->embedding_output, (size_t)(BT * C) * sizeof(float));
+        memcpy(a->hidden[m->layer_begin], b->embedding_output, (size_t)(BT * C) * sizeof(float));
         return;
     }
     embedding_forward(a->emb_sum, b->input_ids, b->token_type_ids, m->p.word_emb, m->p.pos_emb,
@@ -129,10 +129,13 @@ void bert_forward(struct bert_model *m, const struct bert_batch *batch)
               (long long)batch->P, (long long)o->P);
     KD_ASSERT(batch->input_ids || batch->embedding_output,
               "batch has neither input_ids nor an embedding output");
+    KD_ASSERT(bert_has_embeddings(m) || batch->embedding_output,
+              "a slice starting at layer %lld needs its input hidden state "
+              "(batch.embedding_output)", (long long)m->layer_begin);
     m->batch = *batch;
     m->have_forward = 1;
     embeddings_forward(m);
-    for (int64_t l = 0; l < m->cfg.num_hidden_layers; l++)
+    for (int64_t l = m->layer_begin; l < m->layer_end; l++)
         layer_forward(m, l);
     bert_heads_forward(m);
 }

@@ -77,19 +77,38 @@ static const char *cat(char *buf, const char *prefix, const char *suffix)
 
 void bert_param_table(struct bert_table *tab, const struct bert_config *cfg, unsigned heads)
 {
+    bert_param_table_slice(tab, cfg, heads, 0, cfg->num_hidden_layers);
+}
+
+void bert_param_table_slice(struct bert_table *tab, const struct bert_config *cfg,
+                            unsigned heads, int64_t begin, int64_t end)
+{
     memset(tab, 0, sizeof *tab);
     if (heads & BERT_HEAD_CLASSIFIER)
         heads |= BERT_HEAD_POOLER;
+    KD_ASSERT(0 <= begin && begin < end && end <= cfg->num_hidden_layers,
+              "slice [%lld, %lld) of %lld layers", (long long)begin, (long long)end,
+              (long long)cfg->num_hidden_layers);
+    KD_ASSERT(heads == 0 || end == cfg->num_hidden_layers,
+              "heads 0x%x on a slice ending at layer %lld of %lld", heads, (long long)end,
+              (long long)cfg->num_hidden_layers);
     const int64_t C = cfg->hidden_size, V = cfg->vocab_size;
     const int64_t HS = C / cfg->num_attention_heads;
-    tab_add(tab, "embeddings.word_embeddings.weight", 2, V, C, 0, 0);
-    tab_add(tab, "embeddings.position_embeddings.weight", 2, cfg->max_position_embeddings, C,
-            0, 0);
-    tab_add(tab, "embeddings.token_type_embeddings.weight", 2, cfg->type_vocab_size, C, 0, 0);
-    tab_add(tab, "embeddings.LayerNorm.weight", 1, C, 0, 0, 0);
-    tab_add(tab, "embeddings.LayerNorm.bias", 1, C, 0, 0, 0);
+    if (begin == 0) {
+        tab_add(tab, "embeddings.word_embeddings.weight", 2, V, C, 0, 0);
+        tab_add(tab, "embeddings.position_embeddings.weight", 2, cfg->max_position_embeddings,
+                C, 0, 0);
+        tab_add(tab, "embeddings.token_type_embeddings.weight", 2, cfg->type_vocab_size, C, 0,
+                0);
+        tab_add(tab, "embeddings.LayerNorm.weight", 1, C, 0, 0, 0);
+        tab_add(tab, "embeddings.LayerNorm.bias", 1, C, 0, 0, 0);
+    } else if (heads & BERT_HEAD_MLM) {
+        /* the tied decoder's copy (bert.h: slices); not a head tensor, so
+         * checkpoints load it by its name like the first slice's */
+        tab_add(tab, "embeddings.word_embeddings.weight", 2, V, C, 0, 0);
+    }
     char pre[64], nm[BERT_NAME_MAX];
-    for (int64_t l = 0; l < cfg->num_hidden_layers; l++) {
+    for (int64_t l = begin; l < end; l++) {
         const int64_t CH = cfg->layer_heads[l] * HS, F = cfg->layer_intermediate[l];
         snprintf(pre, sizeof pre, "encoder.layer.%lld.", (long long)l);
         /* q, k, v back to back: the packed (3*CH, C) matrix and (3*CH) bias */
@@ -227,27 +246,37 @@ static float *take(struct lay *ly, int64_t n)
     return NULL;
 }
 
-/* The widest layer: the shared working buffers are sized by it. */
-static int64_t max_heads(const struct bert_config *cfg)
+/* The widest layer of the slice o holds: the shared working buffers are
+ * sized by it. */
+static int64_t max_heads(const struct bert_config *cfg, const struct bert_opts *o)
 {
     int64_t m = 0;
-    for (int64_t l = 0; l < cfg->num_hidden_layers; l++)
+    for (int64_t l = o->layer_begin; l < o->layer_end; l++)
         m = cfg->layer_heads[l] > m ? cfg->layer_heads[l] : m;
     return m;
 }
 
-static int64_t max_ffn(const struct bert_config *cfg)
+static int64_t max_ffn(const struct bert_config *cfg, const struct bert_opts *o)
 {
     int64_t m = 0;
-    for (int64_t l = 0; l < cfg->num_hidden_layers; l++)
+    for (int64_t l = o->layer_begin; l < o->layer_end; l++)
         m = cfg->layer_intermediate[l] > m ? cfg->layer_intermediate[l] : m;
     return m;
 }
 
-/* A classifier reads the pooled output, so it brings the pooler along. */
-static unsigned norm_heads(unsigned heads)
+/* The options with their defaults spelled out: a classifier brings the
+ * pooler along (it reads the pooled output), layer_end 0 is L, act_sets 0
+ * is 1. Every sizing below takes normalised options. */
+static struct bert_opts norm_opts(const struct bert_config *cfg, const struct bert_opts *o)
 {
-    return heads & BERT_HEAD_CLASSIFIER ? heads | BERT_HEAD_POOLER : heads;
+    struct bert_opts n = *o;
+    if (n.heads & BERT_HEAD_CLASSIFIER)
+        n.heads |= BERT_HEAD_POOLER;
+    if (n.layer_end <= 0)
+        n.layer_end = cfg->num_hidden_layers;
+    if (n.act_sets <= 0)
+        n.act_sets = 1;
+    return n;
 }
 
 /* One layer's caches, sized for NH heads and FFN width F. */
@@ -268,46 +297,50 @@ static void take_layer(struct lay *ly, struct bert_layer_acts *la, int64_t BT, i
     /* the layer output is hidden[l+1], a tap slot of its own */
 }
 
-/* The activation block. With o->backward every layer keeps its own caches;
+/* One activation set. With o->backward every layer keeps its own caches;
  * without, one set sized by the widest layer serves all layers (inference).
  * Hidden states and attention probabilities are per layer in both cases:
- * they are the taps. a->layer and a->hidden must have L and L+1 entries
- * when binding; with ar == NULL they may be NULL. Returns the bytes. */
-static size_t layout_acts(struct bert_acts *a, const struct bert_config *cfg,
-                          const struct bert_opts *o, struct arena *ar)
+ * they are the taps. Only the slice's layers [begin, end) and hidden states
+ * begin..end get slots (the others stay NULL); the embeddings' caches exist
+ * when begin == 0. a->layer and a->hidden must have L and L+1 entries when
+ * binding; with ly->ar == NULL a may be NULL. o is normalised. */
+static void layout_acts(struct lay *ly_, struct bert_acts *a, const struct bert_config *cfg,
+                        const struct bert_opts *o)
 {
-    struct lay ly = {ar, 0};
+    struct lay ly = *ly_; /* a local copy keeps the code below as it reads */
     struct bert_layer_acts tmp;
     const int64_t B = o->B, T = o->T, BT = B * T, C = cfg->hidden_size;
-    const int64_t L = cfg->num_hidden_layers, HS = C / cfg->num_attention_heads;
-    const unsigned heads = norm_heads(o->heads);
+    const int64_t lb = o->layer_begin, le = o->layer_end;
+    const int64_t HS = C / cfg->num_attention_heads;
+    const unsigned heads = o->heads;
     float *f;
-    /* embeddings: the LayerNorm input and its caches */
-    f = take(&ly, BT * C); /* (B,T,C) word + position + type */
-    if (a) a->emb_sum = f;
-    f = take(&ly, BT); /* (B*T) */
-    if (a) a->emb_mean = f;
-    f = take(&ly, BT); /* (B*T) */
-    if (a) a->emb_rstd = f;
-    for (int64_t l = 0; l <= L; l++) {
+    if (lb == 0) { /* embeddings: the LayerNorm input and its caches */
+        f = take(&ly, BT * C); /* (B,T,C) word + position + type */
+        if (a) a->emb_sum = f;
+        f = take(&ly, BT); /* (B*T) */
+        if (a) a->emb_mean = f;
+        f = take(&ly, BT); /* (B*T) */
+        if (a) a->emb_rstd = f;
+    }
+    for (int64_t l = lb; l <= le; l++) {
         f = take(&ly, BT * C); /* h_l (B,T,C) */
         if (a) a->hidden[l] = f;
     }
-    for (int64_t l = 0; l < L; l++) {
+    for (int64_t l = lb; l < le; l++) {
         f = take(&ly, B * cfg->layer_heads[l] * T * T); /* probs (B,NH,T,T) */
         if (a) a->layer[l].probs = f;
     }
     if (o->backward) {
-        for (int64_t l = 0; l < L; l++) {
+        for (int64_t l = lb; l < le; l++) {
             take_layer(&ly, &tmp, BT, C, cfg->layer_heads[l] * HS, cfg->layer_intermediate[l]);
             if (a) {
                 tmp.probs = a->layer[l].probs;
                 a->layer[l] = tmp;
             }
         }
-    } else if (L > 0) {
-        take_layer(&ly, &tmp, BT, C, max_heads(cfg) * HS, max_ffn(cfg));
-        for (int64_t l = 0; a && l < L; l++) {
+    } else {
+        take_layer(&ly, &tmp, BT, C, max_heads(cfg, o) * HS, max_ffn(cfg, o));
+        for (int64_t l = lb; a && l < le; l++) {
             tmp.probs = a->layer[l].probs;
             a->layer[l] = tmp;
         }
@@ -335,6 +368,18 @@ static size_t layout_acts(struct bert_acts *a, const struct bert_config *cfg,
             a->mlm_mean = mean, a->mlm_rstd = rstd, a->mlm_logits = logits;
         }
     }
+    *ly_ = ly;
+}
+
+/* The activation block: o->act_sets sets back to back, measured (ar ==
+ * NULL, sets may be NULL) or carved in one pass, so that the alignment
+ * padding between sets is counted exactly. Returns the bytes. */
+static size_t layout_act_sets(struct bert_acts *sets, const struct bert_config *cfg,
+                              const struct bert_opts *o, struct arena *ar)
+{
+    struct lay ly = {ar, 0};
+    for (int k = 0; k < o->act_sets; k++)
+        layout_acts(&ly, sets ? &sets[k] : NULL, cfg, o);
     return ly.bytes;
 }
 
@@ -349,8 +394,9 @@ static size_t layout_grad_acts(struct bert_grad_acts *g, const struct bert_confi
     struct bert_grad_acts t;
     memset(&t, 0, sizeof t);
     const int64_t B = o->B, BT = B * o->T, C = cfg->hidden_size;
-    const int64_t CH = max_heads(cfg) * (C / cfg->num_attention_heads);
-    const unsigned heads = norm_heads(o->heads);
+    const int64_t CH = max_heads(cfg, o) * (C / cfg->num_attention_heads);
+    const int64_t Fmax = max_ffn(cfg, o);
+    const unsigned heads = o->heads;
     /* d h flows layer to layer in two (B,T,C) buffers that swap roles; the
      * rest is one layer's working set, reused by every layer: the backward
      * never holds two layers' gradients at once */
@@ -358,8 +404,8 @@ static size_t layout_grad_acts(struct bert_grad_acts *g, const struct bert_confi
     t.dh[1] = take(&ly, BT * C);
     t.dy = take(&ly, BT * C);              /* (B,T,C) d y, d LN inputs */
     t.dproj = take(&ly, BT * C);           /* (B,T,C) before a dropout (training) */
-    t.dact = take(&ly, BT * max_ffn(cfg)); /* (B,T,Fmax) d gelu output */
-    t.dpre = take(&ly, BT * max_ffn(cfg)); /* (B,T,Fmax) d gelu input */
+    t.dact = take(&ly, BT * Fmax);         /* (B,T,Fmax) d gelu output */
+    t.dpre = take(&ly, BT * Fmax);         /* (B,T,Fmax) d gelu input */
     t.dctx = take(&ly, BT * CH);           /* (B,T,CHmax) */
     t.dqkv = take(&ly, BT * 3 * CH);       /* (B,T,3CHmax) */
     if (heads & BERT_HEAD_POOLER) {
@@ -385,18 +431,19 @@ static size_t layout_grad_acts(struct bert_grad_acts *g, const struct bert_confi
 }
 
 struct bert_memory bert_memory_bound(const struct bert_config *cfg,
-                                     const struct bert_opts *opts)
+                                     const struct bert_opts *opts_in)
 {
     struct bert_memory mem;
     memset(&mem, 0, sizeof mem);
+    const struct bert_opts o = norm_opts(cfg, opts_in), *opts = &o;
     struct bert_table tab;
-    bert_param_table(&tab, cfg, opts->heads);
+    bert_param_table_slice(&tab, cfg, opts->heads, opts->layer_begin, opts->layer_end);
     const size_t pbytes = tab.floats * sizeof(float);
     bert_table_free(&tab);
     mem.params = pbytes;
     mem.grads = opts->param_grads ? pbytes : 0;
     mem.optimizer = opts->optimizer ? 2 * pbytes : 0;
-    mem.activations = layout_acts(NULL, cfg, opts, NULL);
+    mem.activations = layout_act_sets(NULL, cfg, opts, NULL);
     mem.grad_activations = layout_grad_acts(NULL, cfg, opts, NULL);
     mem.total = mem.params + mem.grads + mem.optimizer + mem.activations + mem.grad_activations;
     return mem;
@@ -426,6 +473,18 @@ static int check_opts(const struct bert_config *cfg, const struct bert_opts *o,
     if ((o->heads & BERT_HEAD_CLASSIFIER) && cfg->num_labels <= 0)
         return kd_errf(err, "BERT model: classifier head with num_labels = %lld",
                        (long long)cfg->num_labels);
+    const int64_t L = cfg->num_hidden_layers;
+    if (o->layer_begin < 0 || o->layer_begin >= o->layer_end || o->layer_end > L)
+        return kd_errf(err, "BERT model: layer slice [%lld, %lld) expected inside [0, %lld) "
+                            "with at least one layer",
+                       (long long)o->layer_begin, (long long)o->layer_end, (long long)L);
+    if (o->heads && o->layer_end != L)
+        return kd_errf(err, "BERT model: heads (0x%x) on a slice ending at layer %lld; only "
+                            "the slice ending at layer L = %lld holds heads",
+                       o->heads, (long long)o->layer_end, (long long)L);
+    if (o->act_sets > 64)
+        return kd_errf(err, "BERT model: %d activation sets requested, at most 64",
+                       o->act_sets);
     return 0;
 }
 
@@ -433,17 +492,21 @@ int bert_init(struct bert_model *m, const struct bert_config *cfg, const struct 
               struct kd_err *err)
 {
     memset(m, 0, sizeof *m);
-    if (hf_config_validate(cfg, "BERT config", err) != 0 || check_opts(cfg, opts, err) != 0)
+    if (hf_config_validate(cfg, "BERT config", err) != 0)
+        return -1;
+    const struct bert_opts no = norm_opts(cfg, opts);
+    if (check_opts(cfg, &no, err) != 0)
         return -1;
     m->cfg = *cfg;
-    m->opts = *opts;
-    m->opts.heads = norm_heads(opts->heads);
+    m->opts = no;
     const int64_t L = cfg->num_hidden_layers;
+    m->layer_begin = no.layer_begin;
+    m->layer_end = no.layer_end;
     m->HS = cfg->hidden_size / cfg->num_attention_heads;
-    m->max_heads = max_heads(cfg);
-    m->max_ffn = max_ffn(cfg);
+    m->max_heads = max_heads(cfg, &no);
+    m->max_ffn = max_ffn(cfg, &no);
     /* one size table for four parameter-shaped blocks */
-    bert_param_table(&m->ptab, cfg, m->opts.heads);
+    bert_param_table_slice(&m->ptab, cfg, m->opts.heads, no.layer_begin, no.layer_end);
     const size_t pbytes = m->ptab.floats * sizeof(float);
 
     /* parameters, gradients, optimizer state: one block each */
@@ -463,10 +526,18 @@ int bert_init(struct bert_model *m, const struct bert_config *cfg, const struct 
     /* activations and activation gradients: measure, map, carve. The
      * pointer tables (hidden states, layers) are the only heap allocations
      * besides the blocks: L+1 entries each, once per model */
-    m->a.hidden = kd_calloc((size_t)L + 1, sizeof *m->a.hidden);
-    m->a.layer = kd_calloc((size_t)L + 1, sizeof *m->a.layer);
-    arena_init(&m->acts_arena, "activations", layout_acts(NULL, cfg, &m->opts, NULL));
-    layout_acts(&m->a, cfg, &m->opts, &m->acts_arena);
+    const int nset = m->opts.act_sets;
+    m->n_act_sets = nset;
+    m->act_set = kd_calloc((size_t)nset, sizeof *m->act_set);
+    m->act_batch = kd_calloc((size_t)nset, sizeof *m->act_batch);
+    m->act_forward = kd_calloc((size_t)nset, sizeof *m->act_forward);
+    for (int k = 0; k < nset; k++) {
+        m->act_set[k].hidden = kd_calloc((size_t)L + 1, sizeof *m->act_set[k].hidden);
+        m->act_set[k].layer = kd_calloc((size_t)L + 1, sizeof *m->act_set[k].layer);
+    }
+    arena_init(&m->acts_arena, "activations", layout_act_sets(NULL, cfg, &m->opts, NULL));
+    layout_act_sets(m->act_set, cfg, &m->opts, &m->acts_arena);
+    m->a = m->act_set[0];
     arena_init(&m->gacts_arena, "activation gradients",
                layout_grad_acts(NULL, cfg, &m->opts, NULL));
     layout_grad_acts(&m->ga, cfg, &m->opts, &m->gacts_arena);
@@ -487,10 +558,27 @@ void bert_free(struct bert_model *m)
     arena_free(&m->gacts_arena);
     free(m->p.layer);
     free(m->g.layer);
-    free(m->a.hidden);
-    free(m->a.layer);
+    for (int k = 0; k < m->n_act_sets; k++) {
+        free(m->act_set[k].hidden);
+        free(m->act_set[k].layer);
+    }
+    free(m->act_set);
+    free(m->act_batch);
+    free(m->act_forward);
     bert_table_free(&m->ptab);
     memset(m, 0, sizeof *m);
+}
+
+void bert_use_acts(struct bert_model *m, int k)
+{
+    KD_ASSERT(k >= 0 && k < m->n_act_sets, "activation set %d of %d", k, m->n_act_sets);
+    /* park the current set's batch (the pointers of a never change) */
+    m->act_batch[m->cur_act_set] = m->batch;
+    m->act_forward[m->cur_act_set] = m->have_forward;
+    m->cur_act_set = k;
+    m->a = m->act_set[k];
+    m->batch = m->act_batch[k];
+    m->have_forward = m->act_forward[k];
 }
 
 /* Tensor by tensor: a tensor's values depend on (seed, name) only, so a

@@ -54,6 +54,23 @@ static void begin_step(void *vctx, int64_t step, int64_t total, double last_loss
                   phase == d->set.n_mapped ? "output terms" : "internal terms");
 }
 
+/* The PID/SID state a threshold schedule needs to resume exactly. */
+static void state_ints(void *vctx, struct train_state_int *v, size_t *n, int restore)
+{
+    struct distill *d = vctx;
+    if (restore) {
+        for (size_t i = 0; i < *n; i++)
+            if (strcmp(v[i].name, "sched_phase") == 0)
+                d->sched.phase = (int)v[i].value;
+            else if (strcmp(v[i].name, "sched_phase_start") == 0)
+                d->sched.phase_start = v[i].value;
+        return;
+    }
+    v[0] = (struct train_state_int){"sched_phase", d->sched.phase};
+    v[1] = (struct train_state_int){"sched_phase_start", d->sched.phase_start};
+    *n = 2;
+}
+
 static double micro_step(void *vctx, const struct batch_rows *b, uint64_t first, int64_t step,
                          double row_weight, double *terms)
 {
@@ -201,6 +218,7 @@ static int run(const struct stage_ctx *ctx)
         .shard = c->rank, .n_shards = c->size, .loss_comm = c->world, .n_groups = 1,
         .sync = grad_sync_hooks(&d->gs), .n_terms = d->set.n,
         .hooks = {.micro_step = micro_step, .begin_step = begin_step,
+                  .state_ints = state_ints,
                   .evaluate = dev ? evaluate : NULL, .ctx = d}};
     for (int i = 0; i < d->set.n && i < TRAINER_MAX_TERMS; i++)
         tr.term_names[i] = loss_kind_name(st->losses[i].kind);
@@ -236,7 +254,8 @@ static int run(const struct stage_ctx *ctx)
     const double t0 = wall_seconds();
     if (trainer_init(&tr, &d->err) ||
         kd_sched_init(&d->sched, st->method, d->set.n_mapped > 0 ? d->set.n_mapped : 1,
-                      tr.total_steps, st->switch_threshold, &d->err)) {
+                      tr.total_steps, st->switch_threshold, &d->err) ||
+        trainer_checkpoints(&tr, ctx, -1, c->rank == 0, &d->err)) {
         log_error("stage \"%s\": %s", st->name, d->err.msg);
     } else {
         d->total_steps = tr.total_steps;
@@ -257,6 +276,10 @@ static int run(const struct stage_ctx *ctx)
         }
         free(dir);
     }
+    if (rc == KD_EXIT_OK)
+        trainer_checkpoints_done(&tr);
+    else
+        free(tr.ckpt_path);
     dev_eval_free(&d->dev);
     grad_sync_free(&d->gs);
     kd_loss_set_free(&d->set);

@@ -116,8 +116,8 @@ static int run(const struct stage_ctx *ctx)
                                          .nseg = (size_t)f.m.ptab.n};
     timers_reset();
     const double t0 = wall_seconds();
-    if (trainer_init(&tr, &err)) {
-        log_error("%s", err.msg);
+    if (trainer_init(&tr, &err) || trainer_checkpoints(&tr, ctx, -1, c->rank == 0, &err)) {
+        log_error("stage \"%s\": %s", st->name, err.msg);
     } else {
         rc = trainer_run(&tr, &err);
         if (rc == KD_EXIT_RUNTIME)
@@ -136,6 +136,10 @@ static int run(const struct stage_ctx *ctx)
         }
         free(dir);
     }
+    if (rc == KD_EXIT_OK)
+        trainer_checkpoints_done(&tr);
+    else
+        free(tr.ckpt_path);
     dev_eval_free(&f.dev);
     grad_sync_free(&f.gs);
     free(segs);

@@ -4,6 +4,7 @@
 #include "kd/core/log.h"
 #include "kd/core/signals.h"
 #include "kd/core/timers.h"
+#include "kd/job/stage.h"
 #include "kd/eval/curves.h"
 #include "kd/core/fsutil.h"
 #include "kd/core/atomic_file.h"
@@ -53,6 +54,110 @@ int trainer_init(struct trainer *t, struct kd_err *err)
     }
     t->total_steps = total_steps(t);
     return 0;
+}
+
+/* The state description shared by save and load: group 0 as the main
+ * block, the other groups' parameters and moments as named blocks. */
+struct state_desc {
+    struct train_state s;
+    struct train_state_block blocks[3 * TRAINER_MAX_GROUPS];
+    struct train_state_int ints[8];
+    char names[3 * TRAINER_MAX_GROUPS][64];
+};
+
+static void describe(struct trainer *t, struct state_desc *d, int64_t steps_done)
+{
+    memset(d, 0, sizeof *d);
+    const struct trainer_group *g0 = &t->group[0];
+    d->s = (struct train_state){.stage = t->st->name, .fingerprint = t->fingerprint,
+                                .global_step = steps_done, .opt_step = g0->opt.step,
+                                .n_params = g0->count, .params = g0->params,
+                                .adam_m = g0->opt.m, .adam_v = g0->opt.v};
+    const int64_t per_epoch = steps_per_epoch(t);
+    d->s.epoch = steps_done / per_epoch;
+    d->s.epoch_pos = (steps_done % per_epoch) * t->st->batch;
+    size_t nb = 0;
+    for (int g = 1; g < t->n_groups; g++) {
+        struct trainer_group *gr = &t->group[g];
+        float *arr[3] = {gr->params, gr->opt.m, gr->opt.v};
+        static const char *const what[3] = {"params", "adam_m", "adam_v"};
+        for (int k = 0; k < 3; k++, nb++) {
+            snprintf(d->names[nb], sizeof d->names[nb], "%s.%s", gr->name, what[k]);
+            d->blocks[nb] = (struct train_state_block){d->names[nb], arr[k], gr->count};
+        }
+    }
+    d->s.blocks = d->blocks, d->s.n_blocks = nb;
+    size_t ni = 0;
+    if (t->hooks.state_ints)
+        t->hooks.state_ints(t->hooks.ctx, d->ints, &ni, 0);
+    d->s.ints = d->ints, d->s.n_ints = ni;
+}
+
+static int save_state(struct trainer *t, int64_t steps_done, struct kd_err *err)
+{
+    int rc = 0;
+    if (t->ckpt_write) {
+        struct state_desc d;
+        describe(t, &d, steps_done);
+        rc = train_state_save(t->ckpt_path, &d.s, err);
+    }
+    if (comm_agree_max(t->comm, rc ? 1 : 0)) {
+        if (!rc)
+            kd_errf(err, "another rank could not write its checkpoint");
+        return -1;
+    }
+    log_info0("stage \"%s\": checkpoint after step %lld written to %s", t->st->name,
+              (long long)steps_done, t->ckpt_path);
+    return 0;
+}
+
+int trainer_resume(struct trainer *t, struct kd_err *err)
+{
+    struct state_desc d;
+    describe(t, &d, 0);
+    int rc = train_state_load(t->ckpt_path, &d.s, err);
+    if (comm_agree_max(t->comm, rc ? 1 : 0)) {
+        if (!rc)
+            kd_errf(err, "another rank could not read its checkpoint");
+        return -1;
+    }
+    if (t->hooks.state_ints)
+        t->hooks.state_ints(t->hooks.ctx, d.ints, &d.s.n_ints, 1);
+    for (int g = 0; g < t->n_groups; g++)
+        if (optim_state_restore(&t->group[g].opt, d.s.opt_step, err))
+            return -1;
+    t->start_step = d.s.global_step;
+    log_info0("stage \"%s\": resumed from %s after step %lld of %lld", t->st->name,
+              t->ckpt_path, (long long)t->start_step, (long long)t->total_steps);
+    return 0;
+}
+
+int trainer_checkpoints(struct trainer *t, const struct stage_ctx *ctx, int pipe_stage,
+                        int writer, struct kd_err *err)
+{
+    char *dir = fs_path_join(t->job->job.output_dir, "checkpoints");
+    char e[512];
+    int rc = writer && fs_mkdir_p(dir, e, sizeof e) ? -1 : 0;
+    if (rc)
+        kd_errf(err, "%s", e);
+    t->ckpt_path = train_state_path(dir, t->st->name, pipe_stage);
+    t->ckpt_write = writer;
+    t->fingerprint = ctx->fingerprint;
+    free(dir);
+    if (comm_agree_max(t->comm, rc ? 1 : 0)) {
+        if (!rc)
+            kd_errf(err, "another rank could not create the checkpoint directory");
+        return -1;
+    }
+    return ctx->resume ? trainer_resume(t, err) : 0;
+}
+
+void trainer_checkpoints_done(struct trainer *t)
+{
+    if (t->ckpt_path && t->ckpt_write)
+        remove(t->ckpt_path);
+    free(t->ckpt_path);
+    t->ckpt_path = NULL;
 }
 
 /* Reduces the gradients, clips by the norm over every group and updates.
@@ -210,14 +315,12 @@ int trainer_run(struct trainer *t, struct kd_err *err)
         progress_update(&prog, step + 1, extra);
         const int interrupted = comm_agree_max(t->comm, signals_interrupted() ? 1 : 0);
         const int64_t every = t->job->job.checkpoint_every;
-        if (t->hooks.checkpoint && step + 1 < total &&
+        if (t->ckpt_path && step + 1 < total &&
             (interrupted || (every > 0 && (step + 1) % every == 0))) {
             timer_start(TIMER_IO);
-            int c = t->hooks.checkpoint(t->hooks.ctx, step + 1);
+            int c = save_state(t, step + 1, err);
             timer_stop(TIMER_IO);
             if (c) {
-                kd_errf(err, "%s: could not write the checkpoint after step %lld", what,
-                        (long long)step + 1);
                 rc = KD_EXIT_RUNTIME;
                 break;
             }

@@ -46,7 +46,34 @@
  * Embedding gradients follow transformers' nn.Embedding(padding_idx =
  * pad_token_id): the input lookup adds nothing to the pad token's word row
  * (it still gets the tied MLM decoder's gradient); positions and token types
- * get every token's gradient, padding included. */
+ * get every token's gradient, padding included.
+ *
+ * Slices (pipeline stages): a model may hold only the encoder layers
+ * [layer_begin, layer_end) of its config (struct bert_opts). cfg stays the
+ * FULL config and every layer index in this API is GLOBAL: m->p.layer[l],
+ * bert_hidden(m, l), the dropout sites and the grads_ready calls all use the
+ * numbers of the whole model, so a chain of slices computes exactly what the
+ * whole model computes. A slice holds
+ *   - the embeddings only when layer_begin == 0; a later slice takes its
+ *     input h_begin (B,T,C) through batch.embedding_output;
+ *   - the heads only when layer_end == L (bert_init refuses heads elsewhere);
+ *     an MLM head on a slice with layer_begin > 0 keeps its own copy of
+ *     embeddings.word_embeddings.weight for the tied decoder. That copy gets
+ *     the decoder's gradient only; the pipeline sums it with the first
+ *     stage's gradient of the same tensor before the update (both copies
+ *     then take identical optimizer steps) and counts it once in the norm
+ *     (parallel/pipeline.h);
+ *   - hidden states h_begin..h_end and the probabilities of its own layers.
+ * Memory (parameters, caches, working buffers) is sized for the slice only,
+ * in bert_memory_bound as in bert_init. The backward of a slice starts from
+ * the injected dhidden[layer_end] (plus the heads on the last slice) and
+ * leaves d loss / d h_begin in m->d_embedding_output.
+ *
+ * Activation sets: a pipeline stage running 1F1B keeps the forwards of
+ * several micro-batches alive until their backwards. opts.act_sets > 1
+ * allocates that many activation blocks (caches + taps + the batch they
+ * belong to); bert_use_acts selects the one the next forward fills, or the
+ * next backward reads. The backward's working buffers stay shared. */
 #ifndef KD_MODEL_BERT_H
 #define KD_MODEL_BERT_H
 
@@ -69,6 +96,11 @@ struct bert_opts {
     int param_grads;     /* 1: gradient block (requires backward) */
     int optimizer;       /* 1: Adam m and v blocks */
     uint64_t seed;       /* dropout masks (the job's seed) */
+    /* Slice (see the header comment): encoder layers [layer_begin,
+     * layer_end) of the config; layer_end == 0 means L, so a zeroed struct
+     * is the whole model. A slice holds at least one layer. */
+    int64_t layer_begin, layer_end;
+    int act_sets;        /* activation sets (1F1B in flight); 0 means 1 */
 };
 
 /* Bytes of each block for (cfg, opts), and their sum. */
@@ -156,9 +188,12 @@ struct bert_batch {
                                     * unused slot: its logits come from a zero
                                     * row and nothing flows back to h_L from
                                     * it (label it -100 so the loss ignores it) */
-    const float *embedding_output; /* (B,T,C) or NULL: used as h_0 instead of
-                                    * the embeddings (integrated gradients);
-                                    * input_ids may then be NULL */
+    const float *embedding_output; /* (B,T,C) or NULL: used as the input
+                                    * h_begin of the model's first layer: h_0
+                                    * instead of the embeddings (integrated
+                                    * gradients) on a model holding them,
+                                    * required on a slice with layer_begin >
+                                    * 0; input_ids may then be NULL */
     int train;                     /* 1: dropout on */
     uint64_t first_example;        /* global index of row 0 (dropout) */
     uint64_t step;                 /* dropout counter, unique per forward pass */
@@ -179,7 +214,11 @@ struct bert_grad_in {
      * are final, with l after layer l's, and with -1 after the embeddings'
      * (the last call). Parameters of a part are the size-table tensors whose
      * names start with "encoder.layer.<l>.", or "embeddings.", or that
-     * belong to a head (bert_tensor.head != 0). */
+     * belong to a head (bert_tensor.head != 0). A slice reports only the
+     * parts it holds, with global layer numbers: L if it holds the heads
+     * (the MLM copy of the word embeddings on a later slice is final then
+     * too), its layers from layer_end - 1 down to layer_begin, and -1 if it
+     * holds the embeddings. */
     void (*grads_ready)(void *ctx, int64_t layer);
     void *grads_ready_ctx;
 };
@@ -198,7 +237,14 @@ struct bert_model {
     struct bert_grad_acts ga;
     struct bert_batch batch;   /* of the last forward */
     int have_forward;
-    float *d_embedding_output; /* (B,T,C) after bert_backward: d loss / d h_0 */
+    float *d_embedding_output; /* (B,T,C) after bert_backward: d loss / d h_begin */
+    int64_t layer_begin, layer_end; /* the slice [begin, end) (0, L for a whole model) */
+    /* activation sets: a, batch and have_forward above are the current
+     * one's; the others are parked here (bert_use_acts) */
+    int n_act_sets, cur_act_set;
+    struct bert_acts *act_set;    /* [n_act_sets] */
+    struct bert_batch *act_batch; /* [n_act_sets] */
+    int *act_forward;             /* [n_act_sets] */
 };
 
 /* Allocates every block for cfg and opts, parameters zero (load or
@@ -207,6 +253,18 @@ struct bert_model {
 int bert_init(struct bert_model *m, const struct bert_config *cfg, const struct bert_opts *opts,
               struct kd_err *err);
 void bert_free(struct bert_model *m);
+
+/* Makes activation set k (0 <= k < n_act_sets) current: the next forward
+ * fills it and the next backward reads the forward that last filled it. */
+void bert_use_acts(struct bert_model *m, int k);
+
+/* 1 if the model holds the embeddings (a slice starting at layer 0). */
+static inline int bert_has_embeddings(const struct bert_model *m) { return m->layer_begin == 0; }
+/* 1 if the model holds the last layer (and so may hold heads). */
+static inline int bert_is_last_slice(const struct bert_model *m)
+{
+    return m->layer_end == m->cfg.num_hidden_layers;
+}
 
 /* Hugging Face's random initialisation (bert_tensor_init) of every tensor;
  * std = initializer_range (0.02 in BERT configs). */
@@ -219,14 +277,15 @@ void bert_zero_grads(struct bert_model *m);
 void bert_forward(struct bert_model *m, const struct bert_batch *batch);
 
 /* Backward of the last forward: accumulates (+=) every parameter gradient
- * and points m->d_embedding_output at d loss / d h_0 (B,T,C), valid until
- * the next backward. Needs opts.backward (and opts.param_grads unless
+ * and points m->d_embedding_output at d loss / d h_begin (B,T,C) (h_0 for a
+ * whole model), valid until the next backward. Needs opts.backward (and opts.param_grads unless
  * g->skip_param_grads). With batch.embedding_output the embedding tables
  * get no gradient (they took no part). Gradients start from g's tensors
  * only: compute d loss / d logits first (bert_loss_* below). */
 void bert_backward(struct bert_model *m, const struct bert_grad_in *g);
 
-/* Taps of the last forward (dense, the batch's B, T, P). */
+/* Taps of the last forward (dense, the batch's B, T, P); l is global and
+ * must be one the model holds (hidden: begin..end, probs: begin..end-1). */
 static inline float *bert_hidden(const struct bert_model *m, int64_t l) { return m->a.hidden[l]; }
 static inline float *bert_probs(const struct bert_model *m, int64_t l) { return m->a.layer[l].probs; }
 static inline float *bert_pooled(const struct bert_model *m) { return m->a.pooled; }
@@ -264,11 +323,14 @@ int bert_load_dir(struct bert_model *m, const char *dir, const struct bert_opts 
  * (seed, std 0.02) and a warning. */
 int bert_load_params(struct bert_model *m, const char *dir, uint64_t seed, struct kd_err *err);
 
+/* A slice loads only its own tensors (global names): the same rules. */
+
 /* Writes dir/config.json, dir/model.safetensors (F32, task-model names with
  * the "bert." prefix, no tied decoder) and copies vocab_path (if not NULL)
  * to dir/vocab.txt: a directory transformers loads unchanged
  * (BertForSequenceClassification with a classifier, else BertForMaskedLM
- * with an MLM head, else BertModel). labels may be NULL (LABEL_i). */
+ * with an MLM head, else BertModel). labels may be NULL (LABEL_i). A slice
+ * is refused (it is not a loadable model on its own). */
 int bert_save_dir(const struct bert_model *m, const char *dir, const char *vocab_path,
                   const struct hf_labels *labels, struct kd_err *err);
 

@@ -104,6 +104,13 @@ struct bert_params {
  * (BERT_HEAD_CLASSIFIER implies BERT_HEAD_POOLER). The caller frees it with
  * bert_table_free. The config must be valid (hf_config_validate). */
 void bert_param_table(struct bert_table *tab, const struct bert_config *cfg, unsigned heads);
+/* The same for the slice of encoder layers [begin, end) (bert.h): the
+ * embeddings when begin == 0, the heads only when end == L (heads must be 0
+ * otherwise), and for an MLM head on a slice with begin > 0 its copy of
+ * embeddings.word_embeddings.weight. Names and shapes are the whole
+ * model's; only the offsets differ. */
+void bert_param_table_slice(struct bert_table *tab, const struct bert_config *cfg,
+                            unsigned heads, int64_t begin, int64_t end);
 
 /* Points p at the tensors of a parameter-shaped block `base` laid out by
  * the table tab (of a model with L layers). p->layer must have room for L

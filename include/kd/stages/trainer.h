@@ -29,6 +29,7 @@
 
 #include "kd/core/error.h"
 #include "kd/io/dataset.h"
+#include "kd/io/train_state.h"
 #include "kd/job/job.h"
 #include "kd/model/optim.h"
 #include "kd/parallel/comm.h"
@@ -63,9 +64,10 @@ struct trainer_hooks {
      * metric when one was computed at this step (else NAN). May be NULL. */
     void (*after_step)(void *ctx, int64_t step, double epoch, double lr, double loss,
                        const double *terms, double metric);
-    /* Saves the training state after `steps_done` steps (collective), at
-     * job.checkpoint_every and when interrupted. Returns 0 or -1. May be NULL. */
-    int (*checkpoint)(void *ctx, int64_t steps_done);
+    /* Extra integer state of the caller for checkpoints (e.g. a PID/SID
+     * phase): save fills v[0..*n) (at most 4), restore reads them back.
+     * May be NULL. */
+    void (*state_ints)(void *ctx, struct train_state_int *v, size_t *n, int restore);
     void *ctx;
 };
 
@@ -82,7 +84,14 @@ struct trainer {
     int n_groups;
     const struct optim_grad_sync *sync; /* data-parallel / pipeline hooks; NULL: one rank */
     struct trainer_hooks hooks;
-    int64_t start_step;             /* steps already done (resume), 0 otherwise */
+    /* Checkpoints (io/train_state.h) at job.checkpoint_every steps and
+     * when interrupted; NULL ckpt_path: none. Ranks with ckpt_write write
+     * (rank 0 of data-parallel replicas; each pipeline stage's first
+     * replica); every rank reads on resume. */
+    char *ckpt_path;
+    int ckpt_write;
+    const char *fingerprint;        /* the runner's, checked on resume */
+    int64_t start_step;             /* steps already done (set by trainer_resume) */
     int n_terms;
     const char *term_names[TRAINER_MAX_TERMS];
     /* results */
@@ -97,6 +106,21 @@ int64_t trainer_max_micro_rows(const struct job *job, const struct stage_cfg *st
 /* Initialises the optimizers of every group (job's optimizer settings).
  * Returns 0 or -1 with err. */
 int trainer_init(struct trainer *t, struct kd_err *err);
+
+/* Loads the checkpoint at t->ckpt_path (every rank) and sets start_step and
+ * the optimizers' state; after trainer_init. Returns 0 or -1 with err (the
+ * same outcome on every rank). */
+int trainer_resume(struct trainer *t, struct kd_err *err);
+
+/* Sets up checkpoints for a stage: <output_dir>/checkpoints/<stage>.state
+ * [.pNN].h5 (pipe_stage >= 0: one file per pipeline stage), written by
+ * ranks with `writer`; when ctx->resume, resumes from it (trainer_resume).
+ * After trainer_init. Returns 0 or -1 with err. */
+struct stage_ctx;
+int trainer_checkpoints(struct trainer *t, const struct stage_ctx *ctx, int pipe_stage,
+                        int writer, struct kd_err *err);
+/* Removes the checkpoint once the stage's outputs are written (writers). */
+void trainer_checkpoints_done(struct trainer *t);
 
 /* Runs every step. Returns a kd_exit code (KD_EXIT_INTERRUPTED when a
  * signal asked to stop; the caller saves state). */
