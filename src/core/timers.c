@@ -3,8 +3,13 @@
 #include "kd/core/error.h"
 #include "kd/core/log.h"
 
+/* Phases nest as a stack and time is exclusive: starting a phase pauses
+ * the one running (a wait inside a compute region counts as wait only). */
+#define TIMER_DEPTH 16
 static double total[TIMER_COUNT];
-static double started[TIMER_COUNT]; /* 0 = not running */
+static int stack[TIMER_DEPTH];
+static int depth;
+static double since; /* start of the current interval of the top phase */
 
 const char *timer_phase_name(enum timer_phase p)
 {
@@ -16,7 +21,8 @@ const char *timer_phase_name(enum timer_phase p)
 void timers_reset(void)
 {
     for (int i = 0; i < TIMER_COUNT; i++)
-        total[i] = started[i] = 0.0;
+        total[i] = 0.0;
+    depth = 0;
 }
 
 double timer_total(enum timer_phase p) { return total[p]; }
@@ -25,15 +31,20 @@ void timer_add(enum timer_phase p, double seconds) { total[p] += seconds; }
 
 void timer_start(enum timer_phase p)
 {
-    KD_ASSERT(started[p] == 0.0, "timer \"%s\" started twice", timer_phase_name(p));
-    started[p] = wall_seconds();
-    if (started[p] == 0.0) /* keep 0 as "not running" */
-        started[p] = 1e-300;
+    KD_ASSERT(depth < TIMER_DEPTH, "timer \"%s\" nested too deeply", timer_phase_name(p));
+    const double now = wall_seconds();
+    if (depth > 0)
+        total[stack[depth - 1]] += now - since;
+    stack[depth++] = (int)p;
+    since = now;
 }
 
 void timer_stop(enum timer_phase p)
 {
-    KD_ASSERT(started[p] != 0.0, "timer \"%s\" stopped without start", timer_phase_name(p));
-    total[p] += wall_seconds() - started[p];
-    started[p] = 0.0;
+    KD_ASSERT(depth > 0 && stack[depth - 1] == (int)p, "timer \"%s\" stopped out of order",
+              timer_phase_name(p));
+    const double now = wall_seconds();
+    total[p] += now - since;
+    depth--;
+    since = now;
 }

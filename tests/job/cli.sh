@@ -69,14 +69,14 @@ run 3 "--dry-run with a malformed checkpoint config.json" --dry-run --set "teach
 grep -q "badck/config.json: key 'vocab_size'" "$tmp/err" && point OK "the malformed config.json is named" || point FAIL "the malformed config.json is named"
 
 run 0 "--dry-run of the demo plans the teacher store" --dry-run jobs/demo.cfg
-grep -qE "/hidden +0\.328 GB" "$tmp/out" && point OK "store size per component (demo hidden states 0.328 GB)" || point FAIL "store size per component (demo hidden states 0.328 GB)" "$KD_HPC --dry-run jobs/demo.cfg"
+grep -qE "/hidden +0\.020 GB" "$tmp/out" && point OK "store size per component (demo [CLS] hidden states, fp16: 0.020 GB)" || point FAIL "store size per component (demo [CLS] hidden states, fp16: 0.020 GB)" "$KD_HPC --dry-run jobs/demo.cfg"
 run 0 "--dry-run over the store budget" --dry-run --set job.store_budget_gb=0.1 jobs/demo.cfg
 grep -q 'is planned at 0.6 GB, over job.store_budget_gb = 0.1 GB' "$tmp/err" && point OK "a store over budget is warned about" || point FAIL "a store over budget is warned about"
 
 run 0 "--dry-run with --set" --dry-run --set stages.distill.lr=1e-4 --set 'job.name="other"' jobs/demo.cfg
 grep -q "lr = 0.0001;" "$tmp/out" && point OK "--set shows in the echo" || point FAIL "--set shows in the echo"
 run 3 "--set with a bad value" --validate --set stages.distill.lr=fast jobs/demo.cfg
-grep -q "^--set stages.distill.lr=fast: setting stages.\[2\].lr: expected number" "$tmp/err" && point OK "--set error names the override" || point FAIL "--set error names the override"
+grep -q "^--set stages.distill.lr=fast: setting stages.\[3\].lr: expected number" "$tmp/err" && point OK "--set error names the override" || point FAIL "--set error names the override"
 run 3 "--stage with an unknown name" --stage nosuch jobs/demo.cfg
 
 run 2 "no job file" 

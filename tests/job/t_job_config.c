@@ -133,13 +133,13 @@ static void test_overrides(void)
 {
     struct job job;
     struct job_errors errs = {0};
-    const char *sets[] = {"stages.[2].lr=2e-4", "stages.distill.epochs=7",
+    const char *sets[] = {"stages.[3].lr=2e-4", "stages.distill.epochs=7",
                           "data.max_seq_len=48", "job.name=renamed",
                           "stages.distill.losses.[1].temperature=3.5"};
     int rc = load_demo(&job, sets, 5, &errs);
     ok(rc == 0, "demo with five --set overrides is valid");
     const struct stage_cfg *d = job_find_stage(&job, "distill");
-    ok(d && d->lr == 2e-4, "--set stages.[2].lr=2e-4 sets the lr by index");
+    ok(d && d->lr == 2e-4, "--set stages.[3].lr=2e-4 sets the lr by index");
     ok(d && d->epochs == 7.0, "--set stages.distill.epochs=7 addresses a stage by name");
     ok(job.data.max_seq_len == 48, "--set data.max_seq_len=48");
     ok_str(job.job.name, "renamed", "--set job.name=renamed takes a bare word as a string");
@@ -205,7 +205,7 @@ static void test_defaults_and_resolved(void)
     char sh[800];
     snprintf(sh, sizeof sh, "bash -c '%s'", cmd);
     ok(system(sh) == 0, "resolving is idempotent (same keys and values)");
-    ok(again.stages[2].losses[1].temperature == 2.0 && again.teacher.pipeline_stages == 2,
+    ok(again.stages[3].losses[1].temperature == 2.0 && again.teacher.pipeline_stages == 2,
        "values survive the round trip");
     snprintf(cmd, sizeof cmd, "ls %s | grep -c tmp", dir);
     FILE *pp = popen(cmd, "r");

@@ -4,8 +4,8 @@
  * parallel/timer_report.h gathers them and prints min/avg/max across ranks,
  * which shows load imbalance and communication overhead at a glance.
  * Phases are coarse on purpose: timing every kernel would cost more than it
- * tells. A phase started with timer_start must be ended with timer_stop
- * before it is started again (no nesting of the same phase). */
+ * tells. Phases nest (start/stop in stack order) and time is exclusive: a
+ * wait started inside a compute region pauses the compute clock. */
 #ifndef KD_CORE_TIMERS_H
 #define KD_CORE_TIMERS_H
 
