@@ -36,6 +36,19 @@ void comm_wrap(struct comm *c, MPI_Comm base)
     log_init(c->rank, c->size);
 }
 
+void comm_sub(struct comm *c, MPI_Comm base)
+{
+    MPI_CHECK(MPI_Comm_dup(base, &c->world));
+    MPI_CHECK(MPI_Comm_set_errhandler(c->world, MPI_ERRORS_RETURN));
+    MPI_CHECK(MPI_Comm_rank(c->world, &c->rank));
+    MPI_CHECK(MPI_Comm_size(c->world, &c->size));
+}
+
+void comm_sub_free(struct comm *c)
+{
+    MPI_Comm_free(&c->world);
+}
+
 void comm_init(struct comm *c, int *argc, char ***argv)
 {
     int provided = 0;

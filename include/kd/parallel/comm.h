@@ -18,6 +18,11 @@ void comm_init(struct comm *c, int *argc, char ***argv);
 /* For tests and sub-jobs: wrap an existing communicator (no MPI_Init). */
 void comm_wrap(struct comm *c, MPI_Comm base);
 void comm_finalize(struct comm *c);
+/* A sub-communicator of a running job (e.g. the ranks that write a file):
+ * duplicates base; logging and the abort hook stay the job's. Free with
+ * comm_sub_free. */
+void comm_sub(struct comm *c, MPI_Comm base);
+void comm_sub_free(struct comm *c);
 
 /* Collective agreement: returns the maximum of `code` over all ranks, so that
  * every rank takes the same exit path after validating its inputs. */
