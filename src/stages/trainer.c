@@ -218,6 +218,10 @@ int trainer_run(struct trainer *t, struct kd_err *err)
     progress_begin(&prog, what, "steps", total, 10.0);
     int rc = KD_EXIT_OK;
     int64_t cached_epoch = -1;
+    /* KD_INTERRUPT_AFTER_STEP=N acts as a signal after step N of every
+     * training stage: how the tests interrupt a run at an exact step */
+    const char *ia = getenv("KD_INTERRUPT_AFTER_STEP");
+    const int64_t stop_after = ia && t->start_step == 0 ? strtoll(ia, NULL, 10) : -1;
     /* training curves: rank 0 appends one row per step to
      * <output_dir>/curves/<stage>.csv (continued on resume) */
     struct curve_log curves = {0};
@@ -313,7 +317,8 @@ int trainer_run(struct trainer *t, struct kd_err *err)
         char extra[96];
         snprintf(extra, sizeof extra, "loss %.4f, lr %.2e", global[0], lr);
         progress_update(&prog, step + 1, extra);
-        const int interrupted = comm_agree_max(t->comm, signals_interrupted() ? 1 : 0);
+        const int interrupted =
+            comm_agree_max(t->comm, signals_interrupted() || step + 1 == stop_after ? 1 : 0);
         const int64_t every = t->job->job.checkpoint_every;
         if (t->ckpt_path && step + 1 < total &&
             (interrupted || (every > 0 && (step + 1) % every == 0))) {
