@@ -17,6 +17,7 @@
 #include "kd/stages/stage_data.h"
 #include "kd/stages/stage_model.h"
 #include "kd/stages/stage_models.h"
+#include "kd/stages/student_setup.h"
 #include "kd/stages/teacher_reader.h"
 #include "kd/stages/trainer.h"
 
@@ -198,6 +199,10 @@ static int run(const struct stage_ctx *ctx)
     if (stage_model_open(&d->m, &scfg, &o, init, (uint64_t)job->job.seed, &d->err)) {
         log_error("stage \"%s\": student: %s", st->name, d->err.msg);
         goto out;
+    }
+    if (!init && student_setup(&d->m, job, tdir, &sd.split[DATASET_SPLIT_TRAIN], c, &d->err)) {
+        log_error("stage \"%s\": %s", st->name, d->err.msg);
+        goto out_model;
     }
     if (teacher && open_teacher(d, ctx, &sd, &needs)) {
         log_error("stage \"%s\": %s", st->name, d->err.msg);
