@@ -73,7 +73,7 @@ static void state_ints(void *vctx, struct train_state_int *v, size_t *n, int res
 }
 
 static double micro_step(void *vctx, const struct batch_rows *b, uint64_t first, int64_t step,
-                         double row_weight, double *terms)
+                         double row_weight, int last, double *terms)
 {
     struct distill *d = vctx;
     struct kd_teacher_view tv;
@@ -96,7 +96,7 @@ static double micro_step(void *vctx, const struct batch_rows *b, uint64_t first,
     struct bert_grad_in gin;
     memset(&gin, 0, sizeof gin);
     const double total = kd_loss_set_compute(&d->set, &sv, &tv, &ks, &vals, &gin);
-    grad_sync_attach(&d->gs, &gin);
+    grad_sync_attach(&d->gs, &gin, last);
     bert_backward(&d->m, &gin);
     for (int i = 0; i < d->set.n; i++)
         terms[i] += vals.term[i];
@@ -216,7 +216,11 @@ static int run(const struct stage_ctx *ctx)
         goto out_teacher;
     }
     segs = stage_model_segments(&d->m);
-    grad_sync_init(&d->gs, c, &d->m);
+    if (grad_sync_init(&d->gs, c, &d->m, &d->err)) {
+        log_error("stage \"%s\": %s", st->name, d->err.msg);
+        kd_loss_set_free(&d->set);
+        goto out_teacher;
+    }
     dev_eval_init(&d->dev, &d->m, dev, c);
     struct trainer tr = {
         .job = job, .st = st, .comm = c, .train = &sd.split[DATASET_SPLIT_TRAIN],
@@ -242,6 +246,8 @@ static int run(const struct stage_ctx *ctx)
         tr.group[tr.n_groups++] = (struct trainer_group){
             .name = "projections", .params = pp, .grads = pg, .m = pm, .v = pv,
             .count = pcount, .segs = (struct optim_segment *)psegs, .nseg = pnseg};
+        if (grad_sync_add_block(&d->gs, pg, pcount, "loss projections", &d->err))
+            kd_die(1, "stage \"%s\": %s", st->name, d->err.msg);
     }
     log_info0("stage \"%s\": student %lld layers, hidden %lld, %lld heads, FFN %lld "
               "(%.2fM parameters%s), teacher %lld layers / hidden %lld, %d loss term%s, "

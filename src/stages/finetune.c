@@ -30,7 +30,7 @@ struct finetune {
 /* The task loss of one micro-batch: mean over its rows times
  * n * row_weight, i.e. each row weighted row_weight. */
 static double micro_step(void *vctx, const struct batch_rows *b, uint64_t first, int64_t step,
-                         double row_weight, double *terms)
+                         double row_weight, int last, double *terms)
 {
     struct finetune *f = vctx;
     struct bert_batch batch = batch_rows_view(b, 1, first, (uint64_t)step);
@@ -42,7 +42,7 @@ static double micro_step(void *vctx, const struct batch_rows *b, uint64_t first,
     struct bert_grad_in gin;
     memset(&gin, 0, sizeof gin);
     gin.dlogits = f->m.ga.dlogits;
-    grad_sync_attach(&f->gs, &gin);
+    grad_sync_attach(&f->gs, &gin, last);
     bert_backward(&f->m, &gin);
     terms[0] += loss * w;
     return loss * w;
@@ -101,7 +101,12 @@ static int run(const struct stage_ctx *ctx)
               (double)f.m.ptab.floats / 1e6, src ? src : "random initialisation", c->size,
               c->size == 1 ? "" : "s");
     struct optim_segment *segs = stage_model_segments(&f.m);
-    grad_sync_init(&f.gs, c, &f.m);
+    if (grad_sync_init(&f.gs, c, &f.m, &err)) {
+        log_error("stage \"%s\": %s", st->name, err.msg);
+        free(segs);
+        bert_free(&f.m);
+        goto out;
+    }
     dev_eval_init(&f.dev, &f.m, dev, c);
     struct trainer tr = {
         .job = job, .st = st, .comm = c, .train = &sd.split[DATASET_SPLIT_TRAIN],

@@ -67,9 +67,10 @@ static int split_micro(const struct batch_rows *b, int64_t mb, uint64_t first, i
 }
 
 static double micro_step(void *vctx, const struct batch_rows *b, uint64_t first, int64_t step,
-                         double row_weight, double *terms)
+                         double row_weight, int last, double *terms)
 {
     struct pft *f = vctx;
+    (void)last; /* the pipeline's own sync reduces after the step */
     struct bert_batch micro[MAX_MICRO];
     const int n = split_micro(b, f->mb, first, step, 1, micro);
     f->b = b, f->row_weight = row_weight;

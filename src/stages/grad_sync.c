@@ -1,29 +1,39 @@
-/* grad_sync.c: gradient sums over the data-parallel ranks. */
+/* grad_sync.c: the stages' use of the data-parallel reducer. */
 #include "kd/stages/grad_sync.h"
 
-static int reduce_grads(void *ctx, float *grads, size_t count, struct kd_err *err)
+int grad_sync_init(struct grad_sync *g, const struct comm *c, struct bert_model *m,
+                   struct kd_err *err)
 {
-    struct grad_sync *g = ctx;
-    (void)err;
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, grads, (int)count, MPI_FLOAT, MPI_SUM,
-                            g->comm->world));
+    g->comm = c;
+    g->active = c->size > 1;
+    if (!g->active)
+        return 0;
+    if (dp_reducer_init(&g->r, c->world, m, NULL, err))
+        return -1;
+    g->hooks = dp_reducer_sync(&g->r);
     return 0;
 }
 
-void grad_sync_init(struct grad_sync *g, const struct comm *c, struct bert_model *m)
+int grad_sync_add_block(struct grad_sync *g, float *grads, size_t count, const char *name,
+                        struct kd_err *err)
 {
-    g->comm = c, g->model = m;
-    g->hooks = (struct optim_grad_sync){reduce_grads, NULL, g};
+    return g->active ? dp_reducer_add_block(&g->r, grads, count, name, err) : 0;
 }
 
-void grad_sync_attach(struct grad_sync *g, struct bert_grad_in *gin)
+void grad_sync_attach(struct grad_sync *g, struct bert_grad_in *gin, int last_micro_step)
 {
-    (void)g, (void)gin;
+    if (g->active)
+        dp_reducer_attach(&g->r, gin, last_micro_step);
 }
 
 const struct optim_grad_sync *grad_sync_hooks(struct grad_sync *g)
 {
-    return g->comm->size > 1 ? &g->hooks : NULL;
+    return g->active ? &g->hooks : NULL;
 }
 
-void grad_sync_free(struct grad_sync *g) { (void)g; }
+void grad_sync_free(struct grad_sync *g)
+{
+    if (g->active)
+        dp_reducer_free(&g->r);
+    g->active = 0;
+}

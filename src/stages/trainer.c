@@ -167,15 +167,15 @@ static int update(struct trainer *t, double lr, struct kd_err *err)
 {
     const struct optim_grad_sync *sync = t->sync;
     double sumsq = 0.0;
+    if (sync && sync->reduce_grads) {
+        timer_start(TIMER_ALLREDUCE);
+        int rc = sync->reduce_grads(sync->ctx, t->group[0].grads, t->group[0].count, err);
+        timer_stop(TIMER_ALLREDUCE);
+        if (rc)
+            return -1;
+    }
     for (int g = 0; g < t->n_groups; g++) {
         struct trainer_group *gr = &t->group[g];
-        if (sync && sync->reduce_grads) {
-            timer_start(TIMER_ALLREDUCE);
-            int rc = sync->reduce_grads(sync->ctx, gr->grads, gr->count, err);
-            timer_stop(TIMER_ALLREDUCE);
-            if (rc)
-                return -1;
-        }
         sumsq += optim_grad_sumsq(gr->grads, gr->segs, gr->nseg);
     }
     if (sync && sync->reduce_sumsq && sync->reduce_sumsq(sync->ctx, &sumsq, err))
@@ -269,7 +269,7 @@ int trainer_run(struct trainer *t, struct kd_err *err)
             batch_rows_gather(&br, t->train, rows + s0 + j, n);
             const uint64_t first = (uint64_t)(epoch * N + pos + s0 + j);
             sums[0] += t->hooks.micro_step(t->hooks.ctx, &br, first, step, 1.0 / (double)b,
-                                           sums + 1);
+                                           j + mb >= local, sums + 1);
         }
         timer_stop(TIMER_COMPUTE);
         double global[1 + TRAINER_MAX_TERMS];

@@ -15,7 +15,9 @@
  * Parameters: one or more groups (the model's flat block, plus e.g. the
  * learned projections of a distillation loss), each with its own AdamW
  * state; gradient clipping uses the norm over all groups (and over the
- * pipeline stages through sync->reduce_sumsq).
+ * pipeline stages through sync->reduce_sumsq). sync->reduce_grads is called
+ * once per step with group 0 and must sum every group (the other groups
+ * are registered with the data-parallel reducer).
  *
  * Steps: total = round(epochs * ceil(N / batch)), or max_steps if set.
  * The learning rate warms up over stage.warmup of them and decays as
@@ -55,7 +57,7 @@ struct trainer_hooks {
      * terms[0..n_terms). A pipeline stage that does not see the loss
      * returns 0 (see loss_comm). */
     double (*micro_step)(void *ctx, const struct batch_rows *b, uint64_t first_example,
-                         int64_t step, double row_weight, double *terms);
+                         int64_t step, double row_weight, int last_micro, double *terms);
     /* Called before each step (e.g. PID/SID phase, temperature); may be NULL. */
     void (*begin_step)(void *ctx, int64_t step, int64_t total_steps, double last_loss);
     /* Dev evaluation (collective); returns the primary metric. May be NULL. */
