@@ -149,8 +149,9 @@ static size_t shape_memory(const struct model_shape *m, int64_t T, int64_t B, in
                            int grads, int optimizer, int heads)
 {
     struct bert_config c = shape_config(m, m->layers);
-    struct bert_opts o = {B, T, 0, heads ? BERT_HEAD_CLASSIFIER : 0, backward, grads,
-                          optimizer, 0};
+    struct bert_opts o = {.B = B, .T = T, .heads = heads ? BERT_HEAD_CLASSIFIER : 0u,
+                          .backward = backward, .param_grads = grads,
+                          .optimizer = optimizer};
     return bert_memory_bound(&c, &o).total;
 }
 
@@ -160,7 +161,8 @@ static size_t shape_memory_layers(const struct model_shape *m, int layers, int64
                                   int first, int last, int train)
 {
     struct bert_config c = shape_config(m, layers);
-    struct bert_opts o = {B, T, 0, last ? BERT_HEAD_CLASSIFIER : 0, train, train, train, 0};
+    struct bert_opts o = {.B = B, .T = T, .heads = last ? BERT_HEAD_CLASSIFIER : 0u,
+                          .backward = train, .param_grads = train, .optimizer = train};
     size_t total = bert_memory_bound(&c, &o).total;
     if (!first) {
         /* the size table always holds embeddings: take them out again */
