@@ -253,10 +253,8 @@ int main(int argc, char **argv)
                             .dense_word_embeddings = dense_words};
     if (dp_reducer_init(&b.r, b.c.world, &b.m, &dopts, &err) != 0)
         kd_die(1, "%s", err.msg);
-    b.segs = kd_calloc((size_t)b.m.ptab.n, sizeof *b.segs);
-    for (int i = 0; i < b.m.ptab.n; i++)
-        b.segs[i] = (struct optim_segment){b.m.ptab.t[i].offset, (size_t)b.m.ptab.t[i].numel,
-                                           b.m.ptab.t[i].decay, b.m.ptab.t[i].name};
+    b.segs = bert_optim_segments(&b.m);
+    KD_ASSERT(b.segs, "out of memory");
     struct optim_config ocfg;
     optim_config_default(&ocfg, OPTIM_KIND_ADAMW);
     if (optim_init(&b.opt, &ocfg, b.segs, (size_t)b.m.ptab.n, b.m.adam_m, b.m.adam_v,

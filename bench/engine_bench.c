@@ -281,10 +281,7 @@ static void run_train(const struct bench *b, int warmup, int passes, struct run 
     build_model(&m, b, 1);
     float *params = (float *)(void *)m.params_arena.base;
     float *grads = (float *)(void *)m.grads_arena.base;
-    struct optim_segment *segs = calloc((size_t)m.ptab.n, sizeof *segs);
-    for (int i = 0; i < m.ptab.n; i++)
-        segs[i] = (struct optim_segment){m.ptab.t[i].offset, (size_t)m.ptab.t[i].numel,
-                                         m.ptab.t[i].decay, m.ptab.t[i].name};
+    struct optim_segment *segs = bert_optim_segments(&m);
     struct optim_config ocfg;
     optim_config_default(&ocfg, OPTIM_KIND_ADAMW);
     struct optim opt;

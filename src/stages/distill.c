@@ -215,7 +215,7 @@ static int run(const struct stage_ctx *ctx)
         log_error("stage \"%s\": %s", st->name, d->err.msg);
         goto out_teacher;
     }
-    segs = stage_model_segments(&d->m);
+    segs = bert_optim_segments(&d->m);
     if (grad_sync_init(&d->gs, c, &d->m, &d->err)) {
         log_error("stage \"%s\": %s", st->name, d->err.msg);
         kd_loss_set_free(&d->set);

@@ -105,13 +105,10 @@ int extract_pipeline(const struct stage_ctx *ctx, const struct dataset *d,
         pipe_comms_free(&pc);
         return KD_EXIT_RUNTIME;
     }
-    long long begin, end, most = 0;
+    long long begin, end;
     layout_shard(d->n, pc.replica, pc.R, &begin, &end);
-    for (int r = 0; r < pc.R; r++) {
-        long long b0, b1;
-        layout_shard(d->n, r, pc.R, &b0, &b1);
-        most = b1 - b0 > most ? b1 - b0 : most;
-    }
+    /* shards differ by at most one example: the largest has ceil(N/R) */
+    const int64_t most = (d->n + pc.R - 1) / pc.R;
     const int64_t total_calls = (most + mb - 1) / mb;
     struct batch_rows br[PIPE_ROUND];
     int64_t *rows = malloc((size_t)mb * sizeof *rows);

@@ -100,7 +100,7 @@ static int run(const struct stage_ctx *ctx)
               (long long)cfg.num_attention_heads, (long long)cfg.intermediate_size,
               (double)f.m.ptab.floats / 1e6, src ? src : "random initialisation", c->size,
               c->size == 1 ? "" : "s");
-    struct optim_segment *segs = stage_model_segments(&f.m);
+    struct optim_segment *segs = bert_optim_segments(&f.m);
     if (grad_sync_init(&f.gs, c, &f.m, &err)) {
         log_error("stage \"%s\": %s", st->name, err.msg);
         free(segs);

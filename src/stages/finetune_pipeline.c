@@ -179,7 +179,7 @@ int finetune_pipeline(const struct stage_ctx *ctx, struct stage_data *sd,
               (long long)cfg->num_attention_heads, (long long)cfg->intermediate_size,
               src ? src : "random initialisation", f->pc.S, f->pc.R, (long long)f->mb);
     struct bert_model *m = &f->pp.model;
-    struct optim_segment *segs = stage_model_segments(m);
+    struct optim_segment *segs = bert_optim_segments(m);
     struct optim_grad_sync sync;
     pipeline_grad_sync(&f->pp, &sync);
     struct trainer tr = {

@@ -24,17 +24,6 @@ int stage_model_open(struct bert_model *m, const struct bert_config *cfg,
     return 0;
 }
 
-struct optim_segment *stage_model_segments(const struct bert_model *m)
-{
-    struct optim_segment *segs = calloc((size_t)m->ptab.n, sizeof *segs);
-    if (!segs)
-        return NULL;
-    for (int i = 0; i < m->ptab.n; i++)
-        segs[i] = (struct optim_segment){m->ptab.t[i].offset, (size_t)m->ptab.t[i].numel,
-                                         m->ptab.t[i].decay, m->ptab.t[i].name};
-    return segs;
-}
-
 int stage_model_predict(struct bert_model *m, const struct dataset *d, const struct comm *c,
                         float *logits, struct kd_err *err)
 {

@@ -197,10 +197,7 @@ static void train_eval(const struct model_size *ms, const struct run_cfg *rc,
     bert_init_random(&m, rc->seed, 0.02f);
     float *params = (float *)(void *)m.params_arena.base;
     float *grads = (float *)(void *)m.grads_arena.base;
-    struct optim_segment *segs = calloc((size_t)m.ptab.n, sizeof *segs);
-    for (int i = 0; i < m.ptab.n; i++)
-        segs[i] = (struct optim_segment){m.ptab.t[i].offset, (size_t)m.ptab.t[i].numel,
-                                         m.ptab.t[i].decay, m.ptab.t[i].name};
+    struct optim_segment *segs = bert_optim_segments(&m);
     struct optim_config ocfg;
     optim_config_default(&ocfg, OPTIM_KIND_ADAMW);
     ocfg.beta2 = rc->beta2;

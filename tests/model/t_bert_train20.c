@@ -109,10 +109,7 @@ int main(void)
     float *grads = (float *)(void *)m.grads_arena.base;
 
     /* the optimizer's segment table is the model's size table */
-    struct optim_segment *segs = calloc((size_t)m.ptab.n, sizeof *segs);
-    for (int i = 0; i < m.ptab.n; i++)
-        segs[i] = (struct optim_segment){m.ptab.t[i].offset, (size_t)m.ptab.t[i].numel,
-                                         m.ptab.t[i].decay, m.ptab.t[i].name};
+    struct optim_segment *segs = bert_optim_segments(&m);
     struct optim_config ocfg;
     optim_config_default(&ocfg, OPTIM_KIND_ADAMW);
     struct optim opt;

@@ -147,10 +147,8 @@ static struct optim_segment *model_segments(const struct bert_model *m)
 {
     /* the optimizer's segment table is the model's size table (as
      * t_bert_train20.c builds it) */
-    struct optim_segment *segs = kd_calloc((size_t)m->ptab.n, sizeof *segs);
-    for (int i = 0; i < m->ptab.n; i++)
-        segs[i] = (struct optim_segment){m->ptab.t[i].offset, (size_t)m->ptab.t[i].numel,
-                                         m->ptab.t[i].decay, m->ptab.t[i].name};
+    struct optim_segment *segs = bert_optim_segments(m);
+    KD_ASSERT(segs, "out of memory");
     return segs;
 }
 

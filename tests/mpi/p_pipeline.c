@@ -324,11 +324,7 @@ static double reference_train(struct test *t)
 
 static struct optim_segment *segments(const struct bert_model *m)
 {
-    struct optim_segment *s = calloc((size_t)m->ptab.n, sizeof *s);
-    for (int i = 0; i < m->ptab.n; i++)
-        s[i] = (struct optim_segment){m->ptab.t[i].offset, (size_t)m->ptab.t[i].numel,
-                                      m->ptab.t[i].decay, m->ptab.t[i].name};
-    return s;
+    return bert_optim_segments(m);
 }
 
 static void check_train(struct test *t)

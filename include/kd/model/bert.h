@@ -307,6 +307,13 @@ double bert_loss_regression(const struct bert_model *m, const float *labels, flo
 double bert_loss_mlm(const struct bert_model *m, const int32_t *labels, float *dmlm_logits,
                      float weight);
 
+/* The optimizer's segment table (optim.h) of the model's parameter block:
+ * one segment per size-table tensor, with its weight-decay flag (malloc'd,
+ * m->ptab.n entries; names borrowed from the table). NULL when out of
+ * memory. */
+struct optim_segment;
+struct optim_segment *bert_optim_segments(const struct bert_model *m);
+
 /* ---- checkpoints (bert_checkpoint.c) ----------------------------------- */
 
 /* Reads dir/config.json, calls bert_init and bert_load_params. labels may

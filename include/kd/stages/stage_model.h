@@ -1,13 +1,12 @@
 /* stage_model.h: a BERT model as the stages use it (stages layer): built
- * from a config, initialised from a checkpoint directory or randomly, its
- * optimizer segment table, eval-mode predictions over a dataset split
- * across ranks, and saving as a Hugging Face directory. */
+ * from a config, initialised from a checkpoint directory or randomly,
+ * eval-mode predictions over a dataset split across ranks, and saving as a
+ * Hugging Face directory (its optimizer segments: bert_optim_segments). */
 #ifndef KD_STAGES_STAGE_MODEL_H
 #define KD_STAGES_STAGE_MODEL_H
 
 #include "kd/io/dataset.h"
 #include "kd/model/bert.h"
-#include "kd/model/optim.h"
 #include "kd/parallel/comm.h"
 
 /* bert_init, then the parameters from dir (NULL: bert_init_random with
@@ -15,9 +14,6 @@
 int stage_model_open(struct bert_model *m, const struct bert_config *cfg,
                      const struct bert_opts *opts, const char *dir, uint64_t seed,
                      struct kd_err *err);
-
-/* The optimizer segments of every parameter tensor (malloc'd, m->ptab.n). */
-struct optim_segment *stage_model_segments(const struct bert_model *m);
 
 /* Eval-mode logits (d->n, K) of every example of d, identical on every
  * rank: rank r forwards its layout_shard of the rows in batches of at most
