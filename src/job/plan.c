@@ -108,11 +108,11 @@ int job_plan_make(const struct job *job, int world, struct job_plan *plan,
     }
     for (int i = 0; i < job->n_stages; i++) {
         const struct stage_cfg *st = &job->stages[i];
+        struct online_layout ol;
         if (st->kind == STAGE_KIND_DISTILL && st->mode == DISTILL_MODE_ONLINE &&
-            st->teacher_ranks >= world) {
-            job_errors_add(errs, "%s: rank layout: stage \"%s\" is online with teacher_ranks "
-                           "= %lld, which leaves no student rank out of %d", job->path,
-                           st->name, (long long)st->teacher_ranks, world);
+            layout_online(&ol, world, (int)st->teacher_ranks, S, err, sizeof err)) {
+            job_errors_add(errs, "%s: rank layout: stage \"%s\" is online with %s", job->path,
+                           st->name, err);
             return -1;
         }
     }
@@ -249,6 +249,56 @@ static void print_store_plans(const struct job *job, const struct job_plan *plan
     }
 }
 
+/* "rank 3" or "ranks 0-1" */
+static const char *rank_range(char *buf, size_t n, int a, int b)
+{
+    if (a == b)
+        snprintf(buf, n, "rank %d", a);
+    else
+        snprintf(buf, n, "ranks %d-%d", a, b);
+    return buf;
+}
+
+/* An online distill stage's roles and its stream buffers (stages/online.h):
+ * an upper bound, as if every hidden loss mapped every student layer and
+ * the embeddings. */
+static void print_online(const struct job *job, const struct job_plan *plan,
+                         const struct stage_cfg *st)
+{
+    struct online_layout ol;
+    char e[400], ra[32], rb[32];
+    if (layout_online(&ol, plan->world, (int)st->teacher_ranks,
+                      (int)job->teacher.pipeline_stages, e, sizeof e))
+        return; /* job_plan_make reported it */
+    const struct model_shape *t = &plan->teacher, *s = &plan->student;
+    const double T = (double)job->data.max_seq_len;
+    const double B = (double)((st->batch + ol.students - 1) / ol.students + st->accumulate - 1) /
+                     (double)st->accumulate;
+    int hidden = 0, hidden_all = 0, attention = 0, soft = 0;
+    for (int k = 0; k < st->n_losses; k++) {
+        const struct loss_cfg *lc = &st->losses[k];
+        hidden |= lc->kind == LOSS_KIND_HIDDEN;
+        hidden_all |= lc->kind == LOSS_KIND_HIDDEN && lc->tokens == TOKEN_SEL_ALL;
+        attention |= lc->kind == LOSS_KIND_ATTENTION;
+        soft |= lc->kind == LOSS_KIND_SOFT;
+    }
+    double floats = 4.0 + (soft ? B * (double)t->labels : 0.0);
+    if (hidden)
+        floats += (double)(s->layers + 1) * B * (hidden_all ? T : 1.0) * (double)t->hidden;
+    if (attention)
+        floats += (double)s->layers * B * (double)t->heads * T * T;
+    const double msg_mb = 4.0 * floats / 1e6;
+    const int per_replica = (ol.students + ol.R - 1) / ol.R;
+    log_info0("     stage \"%s\" (online): %s train the student, %s run %d teacher "
+              "pipeline%s of %d stage%s (student rank d is fed by pipeline d %% %d); stream "
+              "buffers at most %.1f MB per student rank, %.1f MB per last teacher stage",
+              st->name, rank_range(ra, sizeof ra, 0, ol.students - 1),
+              rank_range(rb, sizeof rb, ol.students, ol.world - 1), ol.R, ol.R == 1 ? "" : "s",
+              ol.S, ol.S == 1 ? "" : "s", ol.R,
+              LAYOUT_ONLINE_DEPTH * (double)st->accumulate * msg_mb,
+              2.0 * (double)per_replica * (double)st->accumulate * msg_mb);
+}
+
 void job_plan_print(const struct job *job, const struct job_plan *plan)
 {
     const struct rank_layout *l = &plan->layout;
@@ -337,6 +387,8 @@ void job_plan_print(const struct job *job, const struct job_plan *plan)
                       (long long)st->batch, st->lr,
                       st->mode == DISTILL_MODE_ONLINE ? plan->world - (int)st->teacher_ranks
                                                       : plan->world);
+            if (st->mode == DISTILL_MODE_ONLINE)
+                print_online(job, plan, st);
             break;
         }
         case STAGE_KIND_EVALUATE:

@@ -27,6 +27,34 @@ int layout_plan(struct rank_layout *l, int world, int pipeline_stages, char *err
     return 0;
 }
 
+int layout_online(struct online_layout *l, int world, int teacher_ranks, int S, char *err,
+                  size_t errlen)
+{
+    l->world = world;
+    l->teachers = teacher_ranks;
+    l->students = world - teacher_ranks;
+    l->S = S;
+    l->R = S > 0 ? teacher_ranks / S : 0;
+    if (S < 1 || teacher_ranks < S || teacher_ranks % S) {
+        snprintf(err, errlen, "teacher_ranks = %d must be a positive multiple of "
+                 "teacher.pipeline_stages = %d", teacher_ranks, S);
+        return -1;
+    }
+    if (teacher_ranks >= world) {
+        snprintf(err, errlen, "teacher_ranks = %d, which leaves no student rank out of %d",
+                 teacher_ranks, world);
+        return -1;
+    }
+    if (l->R > l->students) {
+        snprintf(err, errlen, "teacher_ranks = %d makes %d teacher pipelines of %d stage%s "
+                 "for %d student rank%s: a pipeline would feed no student (use at most %d "
+                 "teacher ranks)", teacher_ranks, l->R, S, S == 1 ? "" : "s", l->students,
+                 l->students == 1 ? "" : "s", l->students * S);
+        return -1;
+    }
+    return 0;
+}
+
 void layout_teacher_role(const struct rank_layout *l, int rank, int *replica, int *stage)
 {
     *replica = rank / l->pipeline_stages;

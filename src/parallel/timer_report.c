@@ -20,12 +20,16 @@ void timers_report(const struct comm *c, const char *stage, double wall,
     }
     s.wall = hi[TIMER_COUNT];
     const double avg_wall = sum[TIMER_COUNT] / c->size;
-    log_info0("stage \"%s\" timers over %d rank%s (s)   %8s %8s %8s %7s", stage, c->size,
-              c->size == 1 ? "" : "s", "min", "avg", "max", "share");
-    for (int i = 0; i < TIMER_COUNT; i++)
-        log_info0("  %-36s %8.2f %8.2f %8.2f %6.1f%%", timer_phase_name((enum timer_phase)i),
-                  s.min[i], s.avg[i], s.max[i],
-                  avg_wall > 0 ? 100.0 * s.avg[i] / avg_wall : 0.0);
+    /* c's rank 0 prints: the report of a sub-communicator (e.g. the teacher
+     * ranks of an online stage) is shown even when it excludes world rank 0 */
+    if (c->rank == 0) {
+        log_info("stage \"%s\" timers over %d rank%s (s)   %8s %8s %8s %7s", stage, c->size,
+                  c->size == 1 ? "" : "s", "min", "avg", "max", "share");
+        for (int i = 0; i < TIMER_COUNT; i++)
+            log_info("  %-36s %8.2f %8.2f %8.2f %6.1f%%", timer_phase_name((enum timer_phase)i),
+                      s.min[i], s.avg[i], s.max[i],
+                      avg_wall > 0 ? 100.0 * s.avg[i] / avg_wall : 0.0);
+    }
     if (out)
         *out = s;
 }

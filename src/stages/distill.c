@@ -1,10 +1,16 @@
-/* distill.c: the distill stage (offline mode): the student trains
+/* distill.c: the distill stage. Offline (the default), the student trains
  * data-parallel on all ranks against the teacher store written by the
- * extract stage, with the stage's loss terms (kd/loss_set.h) under the
- * stage's method (all layers, PID or SID: kd/schedule.h). A stage whose
- * only loss is `hard` trains the same student without distillation (the
- * baseline the evaluate stage compares against); it needs no store. The
- * student is saved to <output_dir>/students/<stage>. */
+ * extract stage; online (stages/online.h), the last teacher_ranks ranks run
+ * the teacher as pipelines and stream its outputs to the student ranks,
+ * and no store is used. Either way the student trains with the stage's
+ * loss terms (kd/loss_set.h) under the stage's method (all layers, PID or
+ * SID: kd/schedule.h). A stage whose only loss is `hard` trains the same
+ * student without distillation (the baseline the evaluate stage compares
+ * against); it needs no teacher. The student is saved to
+ * <output_dir>/students/<stage>.
+ *
+ * Online, a failure on a student rank after the teacher ranks started
+ * ends the job (kd_die): they would otherwise wait for grants forever. */
 #include "kd/job/stage.h"
 #include "kd/cli/exit_codes.h"
 #include "kd/core/fsutil.h"
@@ -14,6 +20,7 @@
 #include "kd/stages/dev_eval.h"
 #include "kd/stages/extract_common.h"
 #include "kd/stages/grad_sync.h"
+#include "kd/stages/online.h"
 #include "kd/stages/stage_data.h"
 #include "kd/stages/stage_model.h"
 #include "kd/stages/stage_models.h"
@@ -34,6 +41,8 @@ struct distill {
     struct kd_active active;
     struct teacher_reader teacher;
     int have_teacher;
+    struct online_student *online; /* online mode: the teacher's stream */
+    int64_t micro;                 /* micro-batch of the current step */
     struct dev_eval dev;
     struct grad_sync gs;
     int64_t total_steps, global_batch;
@@ -44,6 +53,9 @@ struct distill {
 static void begin_step(void *vctx, int64_t step, int64_t total, double last_loss)
 {
     struct distill *d = vctx;
+    d->micro = 0;
+    if (d->online)
+        online_student_begin(d->online, step);
     const int before = d->sched.phase;
     const int phase = kd_sched_update(&d->sched, step, last_loss);
     kd_sched_active(&d->active, d->st->method, phase, d->set.n_mapped, d->set.mapped);
@@ -77,7 +89,10 @@ static double micro_step(void *vctx, const struct batch_rows *b, uint64_t first,
 {
     struct distill *d = vctx;
     struct kd_teacher_view tv;
-    if (d->have_teacher) {
+    if (d->online) {
+        if (online_student_view(d->online, step, d->micro++, b, &tv, &d->err))
+            kd_die(1, "stage \"%s\": %s", d->st->name, d->err.msg);
+    } else if (d->have_teacher) {
         if (teacher_reader_batch(&d->teacher, b, &tv, &d->err))
             kd_die(1, "stage \"%s\": %s", d->st->name, d->err.msg);
     } else {
@@ -147,88 +162,81 @@ static int open_teacher(struct distill *d, const struct stage_ctx *ctx, struct s
     return 0;
 }
 
-static int run(const struct stage_ctx *ctx)
+/* What both roles know before they split. */
+struct distill_setup {
+    struct stage_data sd;
+    const struct dataset *dev;
+    struct bert_config tcfg, scfg;
+    struct kd_needs needs;
+    char *tdir;
+    const struct online_layout *ol; /* online mode, else NULL */
+    MPI_Comm oc;                    /* online mode: the stream's communicator */
+};
+
+/* A student-side failure: logged, and fatal to the job when teacher ranks
+ * are waiting (see the file comment). */
+static void student_failed(const struct distill *d, const struct distill_setup *su,
+                           const char *what)
+{
+    if (su->ol)
+        kd_die(KD_EXIT_RUNTIME, "stage \"%s\": %s%s", d->st->name, what, d->err.msg);
+    log_error("stage \"%s\": %s%s", d->st->name, what, d->err.msg);
+}
+
+/* The student's side on the ranks of c (all ranks offline; the student
+ * ranks online). */
+static int run_student(const struct stage_ctx *ctx, const struct comm *c,
+                       struct distill_setup *su)
 {
     const struct job *job = ctx->job;
     const struct stage_cfg *st = ctx->stage;
-    const struct comm *c = ctx->comm;
     struct distill *d = calloc(1, sizeof *d);
-    struct stage_data sd;
+    struct online_student os;
     struct optim_segment *segs = NULL;
     float *pm = NULL, *pv = NULL;
     int rc = KD_EXIT_RUNTIME;
     d->st = st;
-    if (st->mode == DISTILL_MODE_ONLINE) {
-        log_error("stage \"%s\": mode \"online\" is not available in this build; use "
-                  "\"offline\" (extract, then distill)", st->name);
-        free(d);
-        return KD_EXIT_RUNTIME;
-    }
-    if (stage_data_open(&sd, job, c, &d->err)) {
-        log_error("stage \"%s\": %s", st->name, d->err.msg);
-        free(d);
-        return KD_EXIT_RUNTIME;
-    }
-    const struct dataset *dev =
-        job->data.task == DATA_TASK_TSV && !job->data.dev[0]
-            ? NULL
-            : stage_data_split(&sd, job, c, DATASET_SPLIT_DEV, &d->err);
-    /* the teacher's shape: the store's config when there is a store to read */
-    struct bert_config tcfg, scfg;
-    char *tdir = stage_teacher_dir(job, ctx->index);
-    const int teacher = needs_teacher(st);
-    if (stage_teacher_config(job, tdir, tokenizer_vocab_size(sd.tok), sd.num_labels, &tcfg,
-                             &d->err) ||
-        stage_student_config(job, &tcfg, &scfg, &d->err)) {
-        log_error("stage \"%s\": %s", st->name, d->err.msg);
-        goto out;
-    }
-    if (st->dropout >= 0)
-        scfg.hidden_dropout_prob = scfg.attention_probs_dropout_prob = st->dropout;
-    struct kd_needs needs;
-    if (kd_needs_of(&needs, st->losses, st->n_losses, scfg.num_hidden_layers,
-                    tcfg.num_hidden_layers, &d->err)) {
-        log_error("stage \"%s\": %s", st->name, d->err.msg);
-        goto out;
-    }
+    struct bert_config scfg = su->scfg;
+    const struct bert_config *tcfg = &su->tcfg;
+    const struct dataset *train = &su->sd.split[DATASET_SPLIT_TRAIN];
     const char *init = job->student.checkpoint[0] ? job->student.checkpoint : NULL;
     struct bert_opts o = {.B = trainer_max_micro_rows(job, st, c->size),
                           .T = job->data.max_seq_len, .heads = BERT_HEAD_CLASSIFIER,
                           .backward = 1, .param_grads = 1, .optimizer = 1,
                           .seed = (uint64_t)job->job.seed};
     if (stage_model_open(&d->m, &scfg, &o, init, (uint64_t)job->job.seed, &d->err)) {
-        log_error("stage \"%s\": student: %s", st->name, d->err.msg);
+        student_failed(d, su, "student: ");
         goto out;
     }
-    if (!init && student_setup(&d->m, job, tdir, &sd.split[DATASET_SPLIT_TRAIN], c, &d->err)) {
-        log_error("stage \"%s\": %s", st->name, d->err.msg);
+    if (!init && student_setup(&d->m, job, su->tdir, train, c, &d->err)) {
+        student_failed(d, su, "");
         goto out_model;
     }
-    if (teacher && open_teacher(d, ctx, &sd, &needs)) {
-        log_error("stage \"%s\": %s", st->name, d->err.msg);
+    if (!su->ol && needs_teacher(st) && open_teacher(d, ctx, &su->sd, &su->needs)) {
+        student_failed(d, su, "");
         goto out_model;
     }
-    const struct kd_teacher_dims td = {tcfg.num_hidden_layers, tcfg.hidden_size,
-                                       tcfg.num_attention_heads, tcfg.num_labels};
+    const struct kd_teacher_dims td = {tcfg->num_hidden_layers, tcfg->hidden_size,
+                                       tcfg->num_attention_heads, tcfg->num_labels};
     if (kd_loss_set_init(&d->set, st->losses, st->n_losses, NULL, &scfg, &td, o.B, o.T,
                          (uint64_t)job->job.seed, &d->err)) {
-        log_error("stage \"%s\": %s", st->name, d->err.msg);
+        student_failed(d, su, "");
         goto out_teacher;
     }
     segs = bert_optim_segments(&d->m);
     if (grad_sync_init(&d->gs, c, &d->m, &d->err)) {
-        log_error("stage \"%s\": %s", st->name, d->err.msg);
+        student_failed(d, su, "");
         kd_loss_set_free(&d->set);
         goto out_teacher;
     }
-    dev_eval_init(&d->dev, &d->m, dev, c);
+    dev_eval_init(&d->dev, &d->m, su->dev, c);
     struct trainer tr = {
-        .job = job, .st = st, .comm = c, .train = &sd.split[DATASET_SPLIT_TRAIN],
+        .job = job, .st = st, .comm = c, .train = train,
         .shard = c->rank, .n_shards = c->size, .loss_comm = c->world, .n_groups = 1,
         .sync = grad_sync_hooks(&d->gs), .n_terms = d->set.n,
         .hooks = {.micro_step = micro_step, .begin_step = begin_step,
                   .state_ints = state_ints,
-                  .evaluate = dev ? evaluate : NULL, .ctx = d}};
+                  .evaluate = su->dev ? evaluate : NULL, .ctx = d}};
     for (int i = 0; i < d->set.n && i < TRAINER_MAX_TERMS; i++)
         tr.term_names[i] = loss_kind_name(st->losses[i].kind);
     tr.group[0] = (struct trainer_group){.name = "student",
@@ -255,7 +263,7 @@ static int run(const struct stage_ctx *ctx)
               (long long)scfg.num_hidden_layers, (long long)scfg.hidden_size,
               (long long)scfg.num_attention_heads, (long long)scfg.intermediate_size,
               (double)d->m.ptab.floats / 1e6, init ? ", from student.checkpoint" : "",
-              (long long)tcfg.num_hidden_layers, (long long)tcfg.hidden_size, d->set.n,
+              (long long)tcfg->num_hidden_layers, (long long)tcfg->hidden_size, d->set.n,
               d->set.n == 1 ? "" : "s",
               st->method == DISTILL_METHOD_PID   ? "PID"
               : st->method == DISTILL_METHOD_SID ? "SID"
@@ -267,18 +275,33 @@ static int run(const struct stage_ctx *ctx)
         kd_sched_init(&d->sched, st->method, d->set.n_mapped > 0 ? d->set.n_mapped : 1,
                       tr.total_steps, st->switch_threshold, &d->err) ||
         trainer_checkpoints(&tr, ctx, -1, c->rank == 0, &d->err)) {
-        log_error("stage \"%s\": %s", st->name, d->err.msg);
+        student_failed(d, su, "");
     } else {
         d->total_steps = tr.total_steps;
+        if (su->ol) {
+            struct online_dims dims;
+            online_dims_of(&dims, &su->needs, tcfg, o.B, o.T);
+            if (online_student_open(&os, su->oc, su->ol, &dims, st, train,
+                                    (uint64_t)job->job.seed, ONLINE_DEFAULT_DEPTH, &d->err))
+                student_failed(d, su, "");
+            d->online = &os;
+            log_info0("stage \"%s\": online: %d teacher pipeline%s of %d stage%s feed %d "
+                      "student rank%s, at most %d steps in flight (%.2f MB per message at most)",
+                      st->name, su->ol->R, su->ol->R == 1 ? "" : "s", su->ol->S,
+                      su->ol->S == 1 ? "" : "s", su->ol->students,
+                      su->ol->students == 1 ? "" : "s", os.depth,
+                      (double)os.slot_floats * 4e-6);
+        }
         rc = trainer_run(&tr, &d->err);
+        if (d->online)
+            online_student_close(d->online);
         if (rc == KD_EXIT_RUNTIME)
-            log_error("stage \"%s\": %s", st->name, d->err.msg);
+            student_failed(d, su, "");
     }
     timers_report(c, st->name, wall_seconds() - t0, NULL);
     if (rc == KD_EXIT_OK) {
         char *dir = stage_student_dir(job, ctx->index);
-        if (stage_model_save(&d->m, dir, sd.vocab_path, &sd.split[DATASET_SPLIT_TRAIN].map, c,
-                             &d->err)) {
+        if (stage_model_save(&d->m, dir, su->sd.vocab_path, &train->map, c, &d->err)) {
             log_error("stage \"%s\": %s", st->name, d->err.msg);
             rc = KD_EXIT_RUNTIME;
         } else {
@@ -300,9 +323,87 @@ out_teacher:
 out_model:
     bert_free(&d->m);
 out:
-    free(segs), free(pm), free(pv), free(tdir);
-    stage_data_close(&sd);
+    free(segs), free(pm), free(pv);
     free(d);
+    return rc;
+}
+
+/* Online mode: splits the ranks (stages/online.h); teacher ranks serve the
+ * student ranks until they stop. */
+static int run_online(const struct stage_ctx *ctx, struct distill_setup *su)
+{
+    const struct job *job = ctx->job;
+    const struct stage_cfg *st = ctx->stage;
+    const struct comm *c = ctx->comm;
+    struct online_layout ol;
+    struct kd_err err = {0};
+    if (online_layout_plan(&ol, c->size, (int)st->teacher_ranks,
+                           (int)job->teacher.pipeline_stages, &err)) {
+        log_error("stage \"%s\": %s", st->name, err.msg);
+        return KD_EXIT_RUNTIME;
+    }
+    const int teacher = online_is_teacher(&ol, c->rank);
+    MPI_Comm split;
+    MPI_CHECK(MPI_Comm_dup(c->world, &su->oc));
+    MPI_CHECK(MPI_Comm_split(c->world, teacher, c->rank, &split));
+    struct comm role;
+    comm_sub(&role, split);
+    MPI_Comm_free(&split);
+    su->ol = &ol;
+    int rc;
+    if (teacher) {
+        struct online_dims dims;
+        online_dims_of(&dims, &su->needs, &su->tcfg,
+                       trainer_max_micro_rows(job, st, ol.students), job->data.max_seq_len);
+        timers_reset();
+        const double t0 = wall_seconds();
+        rc = online_teacher_run(ctx, su->oc, &role, &ol, &dims, &su->tcfg, su->tdir,
+                                &su->sd.split[DATASET_SPLIT_TRAIN]);
+        char what[300];
+        snprintf(what, sizeof what, "%s (online teacher ranks)", st->name);
+        timers_report(&role, what, wall_seconds() - t0, NULL);
+    } else {
+        rc = run_student(ctx, &role, su);
+    }
+    /* the students' outcome (e.g. an interrupt) is the stage's on every rank */
+    MPI_CHECK(MPI_Bcast(&rc, 1, MPI_INT, 0, c->world));
+    comm_sub_free(&role);
+    MPI_Comm_free(&su->oc);
+    return rc;
+}
+
+static int run(const struct stage_ctx *ctx)
+{
+    const struct job *job = ctx->job;
+    const struct stage_cfg *st = ctx->stage;
+    const struct comm *c = ctx->comm;
+    struct distill_setup su = {.ol = NULL};
+    struct kd_err err = {0};
+    int rc = KD_EXIT_RUNTIME;
+    if (stage_data_open(&su.sd, job, c, &err)) {
+        log_error("stage \"%s\": %s", st->name, err.msg);
+        return KD_EXIT_RUNTIME;
+    }
+    su.dev = job->data.task == DATA_TASK_TSV && !job->data.dev[0]
+                 ? NULL
+                 : stage_data_split(&su.sd, job, c, DATASET_SPLIT_DEV, &err);
+    /* the teacher's shape: its directory's config when there is one */
+    su.tdir = stage_teacher_dir(job, ctx->index);
+    if (stage_teacher_config(job, su.tdir, tokenizer_vocab_size(su.sd.tok), su.sd.num_labels,
+                             &su.tcfg, &err) ||
+        stage_student_config(job, &su.tcfg, &su.scfg, &err) ||
+        kd_needs_of(&su.needs, st->losses, st->n_losses,
+                    su.scfg.num_hidden_layers,
+                    su.tcfg.num_hidden_layers, &err)) {
+        log_error("stage \"%s\": %s", st->name, err.msg);
+        goto out;
+    }
+    if (st->dropout >= 0)
+        su.scfg.hidden_dropout_prob = su.scfg.attention_probs_dropout_prob = st->dropout;
+    rc = st->mode == DISTILL_MODE_ONLINE ? run_online(ctx, &su) : run_student(ctx, c, &su);
+out:
+    free(su.tdir);
+    stage_data_close(&su.sd);
     return rc;
 }
 
@@ -311,7 +412,7 @@ static int files(const struct stage_ctx *ctx, struct stage_files *in, struct sta
 {
     const struct job *job = ctx->job;
     stage_data_inputs(job, in);
-    if (needs_teacher(ctx->stage))
+    if (needs_teacher(ctx->stage) && ctx->stage->mode != DISTILL_MODE_ONLINE)
         stage_files_add(in, "teacher.h5");
     /* the teacher's config sets the student's vocabulary and labels */
     if (stage_teacher_inputs(job, ctx->index, in, err))

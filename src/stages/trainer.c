@@ -9,7 +9,7 @@
 #include "kd/core/fsutil.h"
 #include "kd/core/atomic_file.h"
 #include "kd/model/lr_schedule.h"
-#include "kd/parallel/layout.h"
+#include "kd/stages/batch_plan.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -21,19 +21,10 @@ static int64_t steps_per_epoch(const struct trainer *t)
     return (t->train->n + t->st->batch - 1) / t->st->batch;
 }
 
-static int64_t total_steps(const struct trainer *t)
-{
-    if (t->st->max_steps > 0)
-        return t->st->max_steps;
-    int64_t n = (int64_t)llround(t->st->epochs * (double)steps_per_epoch(t));
-    return n > 0 ? n : 1;
-}
-
 int64_t trainer_max_micro_rows(const struct job *job, const struct stage_cfg *st, int n_shards)
 {
     (void)job;
-    const int64_t shard = (st->batch + n_shards - 1) / n_shards;
-    return (shard + st->accumulate - 1) / st->accumulate;
+    return batch_plan_max_micro_rows(st, n_shards);
 }
 
 int trainer_init(struct trainer *t, struct kd_err *err)
@@ -52,7 +43,7 @@ int trainer_init(struct trainer *t, struct kd_err *err)
             return -1;
         }
     }
-    t->total_steps = total_steps(t);
+    t->total_steps = batch_plan_total_steps(st, t->train->n);
     return 0;
 }
 
@@ -194,7 +185,7 @@ static int update(struct trainer *t, double lr, struct kd_err *err)
 int trainer_run(struct trainer *t, struct kd_err *err)
 {
     const struct stage_cfg *st = t->st;
-    const int64_t N = t->train->n, B = st->batch, per_epoch = steps_per_epoch(t);
+    const int64_t per_epoch = steps_per_epoch(t);
     const int64_t total = t->total_steps;
     const int nterms = t->n_terms;
     struct lr_schedule sched = {st->decay == LR_DECAY_COSINE     ? LR_SCHEDULE_COSINE
@@ -204,10 +195,13 @@ int trainer_run(struct trainer *t, struct kd_err *err)
                                 lr_schedule_warmup_from_fraction(st->warmup, total), total};
     const int64_t mb_cap = trainer_max_micro_rows(t->job, st, t->n_shards);
     struct batch_rows br;
-    int64_t *order = malloc((size_t)N * sizeof *order);
-    int64_t *rows = malloc((size_t)B * sizeof *rows);
-    if (!order || !rows || batch_rows_alloc(&br, mb_cap, t->train->max_seq_len)) {
-        free(order), free(rows);
+    struct batch_plan plan;
+    if (batch_plan_init(&plan, st, t->train, (uint64_t)t->job->job.seed, t->n_shards)) {
+        kd_errf(err, "out of memory for the training batches");
+        return KD_EXIT_RUNTIME;
+    }
+    if (batch_rows_alloc(&br, mb_cap, t->train->max_seq_len)) {
+        batch_plan_free(&plan);
         kd_errf(err, "out of memory for the training batches");
         return KD_EXIT_RUNTIME;
     }
@@ -217,7 +211,6 @@ int trainer_run(struct trainer *t, struct kd_err *err)
     struct progress prog;
     progress_begin(&prog, what, "steps", total, 10.0);
     int rc = KD_EXIT_OK;
-    int64_t cached_epoch = -1;
     /* KD_INTERRUPT_AFTER_STEP=N acts as a signal after step N of every
      * training stage: how the tests interrupt a run at an exact step */
     const char *ia = getenv("KD_INTERRUPT_AFTER_STEP");
@@ -246,30 +239,23 @@ int trainer_run(struct trainer *t, struct kd_err *err)
     double t0 = wall_seconds(), examples = 0.0;
     double loss_prev = NAN;
     for (int64_t step = t->start_step; step < total; step++) {
-        const int64_t epoch = step / per_epoch, pos = (step % per_epoch) * B;
-        if (epoch != cached_epoch) {
-            dataset_epoch_order(order, N, (uint64_t)t->job->job.seed, epoch);
-            cached_epoch = epoch;
-        }
+        batch_plan_step(&plan, step);
         if (t->hooks.begin_step)
             t->hooks.begin_step(t->hooks.ctx, step, total, loss_prev);
-        const int64_t b = pos + B <= N ? B : N - pos;
-        memcpy(rows, order + pos, (size_t)b * sizeof *rows);
-        batch_rows_sort(rows, b, t->train->lengths);
-        long long s0, s1;
-        layout_shard(b, t->shard, t->n_shards, &s0, &s1);
-        const int64_t local = s1 - s0;
-        const int64_t mb = local > 0 ? (local + st->accumulate - 1) / st->accumulate : 0;
+        const int64_t b = plan.b;
+        const int64_t n_micro = batch_plan_micro_count(&plan, step, t->shard);
         for (int g = 0; g < t->n_groups; g++)
             optim_grad_zero(t->group[g].grads, t->group[g].count);
         double sums[1 + TRAINER_MAX_TERMS] = {0};
         timer_start(TIMER_COMPUTE);
-        for (int64_t j = 0; j < local; j += mb) {
-            const int64_t n = j + mb <= local ? mb : local - j;
-            batch_rows_gather(&br, t->train, rows + s0 + j, n);
-            const uint64_t first = (uint64_t)(epoch * N + pos + s0 + j);
+        for (int64_t j = 0; j < n_micro; j++) {
+            const int64_t *mrows;
+            int64_t n;
+            uint64_t first;
+            batch_plan_micro(&plan, t->shard, j, &mrows, &n, &first);
+            batch_rows_gather(&br, t->train, mrows, n);
             sums[0] += t->hooks.micro_step(t->hooks.ctx, &br, first, step, 1.0 / (double)b,
-                                           j + mb >= local, sums + 1);
+                                           j + 1 == n_micro, sums + 1);
         }
         timer_stop(TIMER_COMPUTE);
         double global[1 + TRAINER_MAX_TERMS];
@@ -345,6 +331,6 @@ int trainer_run(struct trainer *t, struct kd_err *err)
     const double secs = wall_seconds() - t0;
     t->examples_per_s = secs > 0 ? examples / secs : 0.0;
     batch_rows_free(&br);
-    free(order), free(rows);
+    batch_plan_free(&plan);
     return rc;
 }

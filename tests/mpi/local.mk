@@ -5,3 +5,10 @@ tests_mpi_p_abort_SOURCES = tests/mpi/p_abort.c
 tests_mpi_p_abort_LDADD = $(TEST_LIBS)
 TESTS += tests/mpi/mpi_tests.sh
 EXTRA_DIST += tests/mpi/mpi_tests.sh tests/mpi/tap_mpi.sh
+
+# online distillation: the same student as offline (tests/mpi/online_tests.sh)
+check_PROGRAMS += tests/mpi/st_diff
+tests_mpi_st_diff_SOURCES = tests/mpi/st_diff.c
+tests_mpi_st_diff_LDADD = $(TEST_LIBS)
+TESTS += tests/mpi/online_tests.sh
+EXTRA_DIST += tests/mpi/online_tests.sh
