@@ -299,6 +299,53 @@ static void print_online(const struct job *job, const struct job_plan *plan,
               2.0 * (double)per_replica * (double)st->accumulate * msg_mb);
 }
 
+/* The pipeline's message buffers on stage p (parallel/pipeline.c):
+ * PIPELINE_SLOTS (2) (B,T,C) states per direction used (activations;
+ * gradients too when a finetune stage trains through the pipeline), and
+ * the taps an extract stage gathers on the last stage: stage q < S - 1
+ * sends the hidden states (B,T,C) and attention maps (B,NH,T,T) it
+ * computes, the last stage receives them from every other stage. */
+static double pipeline_message_bytes(const struct job *job, const struct job_plan *plan, int p,
+                                     int finetune)
+{
+    const int S = plan->layout.pipeline_stages;
+    const double B = (double)job->teacher.micro_batch, T = (double)job->data.max_seq_len;
+    const double C = (double)plan->teacher.hidden, NH = (double)plan->teacher.heads;
+    const double state = B * T * C;
+    int dirs = (p > 0) + (p < S - 1);
+    if (finetune)
+        dirs *= 2;
+    double floats = 2.0 * dirs * state;
+    double taps[129] = {0}; /* per stage: the taps it computes */
+    for (int i = 0; i < job->n_stages; i++) {
+        const struct stage_cfg *st = &job->stages[i];
+        if (st->kind != STAGE_KIND_EXTRACT || S == 1)
+            continue;
+        struct store_spec sp;
+        extract_store_spec(job, plan, st, &sp);
+        double mine[129] = {0};
+        for (int q = 0; q < S; q++) {
+            const int a = plan->teacher_first[q], b = plan->teacher_first[q + 1];
+            for (int k = 0; k < sp.n_hidden_layers; k++)
+                if (sp.hidden_layers[k] >= a && sp.hidden_layers[k] < b)
+                    mine[q] += state;
+            for (int k = 0; k < sp.n_attention_layers; k++)
+                if (sp.attention_layers[k] >= a && sp.attention_layers[k] < b)
+                    mine[q] += B * NH * T * T;
+        }
+        for (int q = 0; q < S; q++)
+            if (mine[q] > taps[q])
+                taps[q] = mine[q];
+    }
+    if (p < S - 1) {
+        floats += 2.0 * taps[p];
+    } else {
+        for (int q = 0; q < S - 1; q++)
+            floats += 2.0 * taps[q];
+    }
+    return 4.0 * floats;
+}
+
 void job_plan_print(const struct job *job, const struct job_plan *plan)
 {
     const struct rank_layout *l = &plan->layout;
@@ -341,10 +388,11 @@ void job_plan_print(const struct job *job, const struct job_plan *plan)
         /* a fine-tuned stage keeps up to S micro-batches in flight (1F1B) */
         int64_t mb = job->teacher.micro_batch * (finetune ? S : 1);
         stage_bytes[p] = (double)shape_memory_layers(t, nl, job->data.max_seq_len, mb,
-                                                     a == 0, p == S - 1, finetune);
+                                                     a == 0, p == S - 1, finetune) +
+                         pipeline_message_bytes(job, plan, p, finetune);
     }
     log_info0("  memory bound per rank (engine size tables: weights, gradients, Adam state, "
-              "activations)");
+              "activations; plus the pipeline's message buffers)");
     log_info0("  rank | teacher replica.stage | teacher layers | teacher GiB | student GiB");
     for (int r = 0; r < plan->world; r++) {
         int rep, st;
