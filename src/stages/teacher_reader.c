@@ -1,5 +1,6 @@
 /* teacher_reader.c: store rows into teacher views. */
 #include "kd/stages/teacher_reader.h"
+#include "kd/core/log.h"
 #include "kd/model/hf_config.h"
 
 #include <stdlib.h>
@@ -47,6 +48,48 @@ static int check_needs(const struct store_spec *s, const struct kd_needs *n, con
     return 0;
 }
 
+/* Reads rows [0, N) of one component into a new buffer of N x width. */
+static float *read_whole(store_reader_t *r, enum store_ds ds, int layer, int64_t N,
+                         int64_t width, struct kd_err *err)
+{
+    float *all = malloc((size_t)(N * width) * sizeof *all);
+    if (!all) {
+        kd_errf(err, "out of memory for %.1f MB of the teacher's outputs",
+                (double)(N * width) * 4e-6);
+        return NULL;
+    }
+    const int64_t step = 8192; /* bounded HDF5 conversion buffers */
+    for (int64_t first = 0; first < N; first += step)
+        if (store_read_f32(r, ds, layer, first, first + step <= N ? step : N - first,
+                           all + first * width, err)) {
+            free(all);
+            return NULL;
+        }
+    return all;
+}
+
+/* Keeps logits and [CLS] hidden states in memory when they fit. */
+static int cache_small(struct teacher_reader *tr, const char *path, struct kd_err *err)
+{
+    const struct store_spec *s = tr->spec;
+    const int64_t N = s->n_examples, H = s->hidden_size, K = s->num_classes;
+    const int cls = s->tokens == STORE_TOKENS_CLS;
+    const double bytes = 4.0 * (double)N *
+                         ((tr->needs.logits ? (double)K : 0.0) +
+                          (cls ? (double)(tr->needs.n_hidden * H) : 0.0));
+    if (bytes == 0.0 || bytes > (double)TEACHER_READER_CACHE_BYTES)
+        return 0;
+    if (tr->needs.logits && !(tr->all_logits = read_whole(tr->r, STORE_DS_LOGITS, 0, N, K, err)))
+        return -1;
+    for (int i = 0; cls && i < tr->needs.n_hidden; i++) {
+        const int l = tr->needs.hidden_layers[i];
+        if (!(tr->all_hidden[l] = read_whole(tr->r, STORE_DS_HIDDEN, l, N, H, err)))
+            return -1;
+    }
+    log_info0("%s: %.1f MB of the teacher's outputs held in memory", path, bytes / 1e6);
+    return 0;
+}
+
 int teacher_reader_open(struct teacher_reader *tr, const char *path,
                         const struct store_expect *expect, const struct kd_needs *needs,
                         int64_t B, int64_t T, const char *stage, struct kd_err *err)
@@ -85,6 +128,10 @@ int teacher_reader_open(struct teacher_reader *tr, const char *path,
         teacher_reader_close(tr);
         return -1;
     }
+    if (cache_small(tr, path, err)) {
+        teacher_reader_close(tr);
+        return -1;
+    }
     return 0;
 }
 
@@ -103,13 +150,18 @@ int teacher_reader_batch(struct teacher_reader *tr, const struct batch_rows *b,
     v->hidden_tokens = cls ? TOKEN_SEL_CLS : TOKEN_SEL_ALL;
     for (int64_t i = 0; i < n; i++) {
         const int64_t row = b->rows[i];
-        if (tr->needs.logits) {
+        if (tr->all_logits) {
+            memcpy(tr->logits + i * K, tr->all_logits + row * K, (size_t)K * sizeof(float));
+        } else if (tr->needs.logits) {
             if (store_read_f32(tr->r, STORE_DS_LOGITS, 0, row, 1, tr->logits + i * K, err))
                 return -1;
         }
         for (int k = 0; k < tr->needs.n_hidden; k++) {
             const int l = tr->needs.hidden_layers[k];
-            if (cls) {
+            if (tr->all_hidden[l]) {
+                memcpy(tr->hidden[l] + i * H, tr->all_hidden[l] + row * H,
+                       (size_t)H * sizeof(float));
+            } else if (cls) {
                 if (store_read_f32(tr->r, STORE_DS_HIDDEN, l, row, 1, tr->hidden[l] + i * H,
                                    err))
                     return -1;
@@ -143,9 +195,9 @@ void teacher_reader_close(struct teacher_reader *tr)
 {
     if (tr->r)
         store_close(tr->r);
-    free(tr->logits), free(tr->row);
+    free(tr->logits), free(tr->row), free(tr->all_logits);
     for (int i = 0; i <= BERT_MAX_LAYERS; i++)
-        free(tr->hidden[i]);
+        free(tr->hidden[i]), free(tr->all_hidden[i]);
     for (int i = 0; i < BERT_MAX_LAYERS; i++)
         free(tr->probs[i]);
     memset(tr, 0, sizeof *tr);
