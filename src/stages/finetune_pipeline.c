@@ -16,6 +16,7 @@
 #include "kd/parallel/timer_report.h"
 #include "kd/stages/batch_rows.h"
 #include "kd/stages/pipe_comms.h"
+#include "kd/stages/task_metric.h"
 #include "kd/stages/stage_model.h"
 #include "kd/stages/stage_models.h"
 #include "kd/stages/trainer.h"
@@ -80,14 +81,14 @@ static double micro_step(void *vctx, const struct batch_rows *b, uint64_t first,
     return loss;
 }
 
-/* Dev metric: each replica forwards its shard; the last stages add up
- * the correct predictions (or Pearson's sums) and the world reduces them. */
+/* Dev metric: each replica forwards its shard; the last stages write their
+ * rows' logits into a zeroed (N,K) block, the world sums the blocks (each
+ * row comes from exactly one replica) and every rank scores it with the
+ * same task metric as the data-parallel path. */
 struct dev_acc {
     const struct batch_rows *b;
-    int64_t mb;
-    double sums[6]; /* n, right | n, sx, sy, sxy, sxx, syy (regression uses all) */
-    int regression;
-    double s[6];
+    int64_t mb, first; /* micro-batch rows; dataset row of b's row 0 */
+    float *logits;     /* (N,K) */
 };
 
 static int dev_out(void *vctx, const struct bert_model *m, int micro,
@@ -97,20 +98,7 @@ static int dev_out(void *vctx, const struct bert_model *m, int micro,
     struct dev_acc *a = vctx;
     const int64_t r0 = micro * a->mb, K = m->cfg.num_labels;
     const int64_t n = r0 + a->mb <= a->b->n ? a->mb : a->b->n - r0;
-    const float *lg = bert_logits(m);
-    for (int64_t i = 0; i < n; i++) {
-        if (a->regression) {
-            const double x = lg[i], y = a->b->targets[r0 + i];
-            a->s[0] += 1, a->s[1] += x, a->s[2] += y, a->s[3] += x * y, a->s[4] += x * x,
-                a->s[5] += y * y;
-        } else {
-            int32_t best = 0;
-            for (int64_t k = 1; k < K; k++)
-                if (lg[i * K + k] > lg[i * K + best])
-                    best = (int32_t)k;
-            a->s[0] += 1, a->s[1] += best == a->b->labels[r0 + i];
-        }
-    }
+    memcpy(a->logits + (a->first + r0) * K, bert_logits(m), (size_t)(n * K) * sizeof(float));
     return 0;
 }
 
@@ -118,13 +106,16 @@ static double evaluate(void *vctx)
 {
     struct pft *f = vctx;
     const struct dataset *d = f->dev;
+    const int64_t K = f->pp.model.cfg.num_labels;
     long long begin, end;
     layout_shard(d->n, f->pc.replica, f->pc.R, &begin, &end);
     const int64_t chunk = f->mb * 8;
     struct batch_rows br;
     int64_t *rows = malloc((size_t)chunk * sizeof *rows);
-    KD_ASSERT(rows && batch_rows_alloc(&br, chunk, d->max_seq_len) == 0, "out of memory");
-    struct dev_acc a = {.mb = f->mb, .regression = f->regression};
+    float *logits = calloc((size_t)(d->n * K), sizeof *logits);
+    KD_ASSERT(rows && logits && batch_rows_alloc(&br, chunk, d->max_seq_len) == 0,
+              "out of memory");
+    struct dev_acc a = {.mb = f->mb, .logits = logits};
     for (long long pos = begin; pos < end; pos += chunk) {
         const int64_t n = pos + chunk <= end ? chunk : end - pos;
         for (int64_t i = 0; i < n; i++)
@@ -132,21 +123,18 @@ static double evaluate(void *vctx)
         batch_rows_gather(&br, d, rows, n);
         struct bert_batch micro[MAX_MICRO];
         const int nm = split_micro(&br, f->mb, 0, 0, 0, micro);
-        a.b = &br;
+        a.b = &br, a.first = pos;
         struct kd_err err;
         if (pipeline_forward(&f->pp, micro, nm, dev_out, &a, &err))
             kd_die(1, "dev evaluation: %s", err.msg);
     }
     batch_rows_free(&br);
     free(rows);
-    if (!pipeline_is_last(&f->pp))
-        memset(a.s, 0, sizeof a.s);
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, a.s, 6, MPI_DOUBLE, MPI_SUM, f->comm->world));
-    if (!f->regression)
-        return a.s[0] > 0 ? a.s[1] / a.s[0] : 0.0;
-    const double n = a.s[0], cov = a.s[3] - a.s[1] * a.s[2] / n;
-    const double vx = a.s[4] - a.s[1] * a.s[1] / n, vy = a.s[5] - a.s[2] * a.s[2] / n;
-    return vx > 0 && vy > 0 ? cov / sqrt(vx * vy) : 0.0;
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, logits, (int)(d->n * K), MPI_FLOAT, MPI_SUM,
+                            f->comm->world));
+    const double metric = task_primary_metric(d, logits, K);
+    free(logits);
+    return metric;
 }
 
 int finetune_pipeline(const struct stage_ctx *ctx, struct stage_data *sd,
