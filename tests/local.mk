@@ -48,3 +48,4 @@ include tests/kd/local.mk
 include tests/job/runner.mk
 include tests/eval/local.mk
 include tests/stages/local.mk
+include tests/export/local.mk

@@ -2,6 +2,7 @@
  * and the least-squares fit of a hidden-state projection (see
  * student_init.h). PCA initialisation lives in student_pca.c. */
 #include "kd/init/student_init.h"
+#include "kd/kernels/linear.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -166,4 +167,24 @@ int student_fit_projection(float *weight, float *bias, double *r2,
         *r2 = ls.tss > 0 ? 1.0 - ls.rss / ls.tss : 0.0;
     scalapack_lstsq_free(&ls);
     return 0;
+}
+
+double student_projection_sse(const float *weight, const float *bias, const float *student_rows,
+                              const float *teacher_rows, int64_t n, int64_t C_s, int64_t C_t)
+{
+    /* in blocks of rows, so the projected rows need little memory */
+    enum { ROWS = 256 };
+    float *p = kd_malloc((size_t)(ROWS * C_t) * sizeof *p);
+    double sse = 0.0;
+    for (int64_t r0 = 0; r0 < n; r0 += ROWS) {
+        const int64_t m = n - r0 < ROWS ? n - r0 : ROWS;
+        linear_forward(p, student_rows + r0 * C_s, weight, bias, m, C_s, C_t);
+        const float *h = teacher_rows + r0 * C_t;
+        for (int64_t i = 0; i < m * C_t; i++) {
+            const double e = (double)p[i] - h[i];
+            sse += e * e;
+        }
+    }
+    free(p);
+    return sse;
 }

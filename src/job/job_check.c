@@ -64,6 +64,28 @@ static void check_data(const struct check *c)
              (long long)j->data.num_labels);
 }
 
+/* "lstsq" fits the learned projections of hidden losses: there must be one
+ * to fit (a hidden loss, between different widths when the teacher's width
+ * is known from the job). */
+static void check_init_projections(const struct check *c)
+{
+    const struct job *j = c->job;
+    if (j->student.init_projections != PROJECTION_INIT_LSTSQ)
+        return;
+    int hidden = 0;
+    for (int i = 0; i < j->n_stages; i++)
+        for (int l = 0; j->stages[i].kind == STAGE_KIND_DISTILL && l < j->stages[i].n_losses;
+             l++)
+            hidden |= j->stages[i].losses[l].kind == LOSS_KIND_HIDDEN;
+    if (!hidden)
+        fail(c, "student.init_projections", "\"lstsq\" fits the projections of hidden "
+             "losses, but no distill stage has a hidden loss; expected \"random\"");
+    else if (!j->teacher.checkpoint[0] && j->student.hidden == j->teacher.hidden)
+        fail(c, "student.init_projections", "\"lstsq\" fits the projections of hidden "
+             "losses, but student.hidden = teacher.hidden = %lld needs none; expected "
+             "\"random\"", (long long)j->student.hidden);
+}
+
 static void check_model(const struct check *c)
 {
     const struct job *j = c->job;
@@ -94,6 +116,7 @@ static void check_model(const struct check *c)
         if (!j->teacher.checkpoint[0] && il->v[i] > j->teacher.layers)
             fail(c, "student.init_layers", "element %d: expected a teacher layer in [1, %lld], "
                  "got %lld", i, (long long)j->teacher.layers, (long long)il->v[i]);
+    check_init_projections(c);
 }
 
 static void check_layer_list(const struct check *c, const char *path,

@@ -108,6 +108,11 @@ const struct key_def key_table[] = {
      "Teacher layers (1-based) copied for init = \"teacher_layers\"; [] = evenly spaced."},
     {"student.checkpoint", KEY_STRING, J(student.checkpoint), "\"\"", NONE, NULL, 0,
      "Start from this Hugging Face directory instead (overrides init)."},
+    {"student.init_projections", KEY_ENUM, J(student.init_projections), "\"random\"", NONE,
+     "random|lstsq", 0,
+     "Initial projections of hidden losses between different widths: random, or a "
+     "least-squares fit (ScaLAPACK) of the teacher's hidden states from the initial "
+     "student's on a sample of training examples."},
 
     /* ---- stages ------------------------------------------------------- */
     {"stages", KEY_SECTION, SEC, NULL, NONE, NULL, 0,
@@ -172,7 +177,7 @@ const struct key_def key_table[] = {
 
     /* ---- loss terms of a distill stage -------------------------------- */
     {"stages.[].losses.[].kind", KEY_ENUM, L(kind), NULL, NONE, "hard|soft|hidden|attention", 0,
-     "hard: gold labels; soft: KL to teacher logits; hidden: hidden states; "
+     "hard: gold labels; soft: teacher logits (see form); hidden: hidden states; "
      "attention: attention maps."},
     {"stages.[].losses.[].weight", KEY_FLOAT, L(weight), "1.0", 0, 1e6, NULL, 0,
      "Weight of the term in the total loss."},
@@ -183,6 +188,11 @@ const struct key_def key_table[] = {
     {"stages.[].losses.[].temperature_schedule", KEY_ENUM, L(temperature_schedule),
      "\"constant\"", NONE, "constant|linear", BIT(LOSS_KIND_SOFT),
      "Temperature constant or annealed linearly to temperature_end."},
+    {"stages.[].losses.[].form", KEY_ENUM, L(form), "\"kl\"", NONE, "kl|ce",
+     BIT(LOSS_KIND_SOFT),
+     "kl: T^2 KL divergence of the student's softened distribution from the teacher's "
+     "(0 when they agree); ce: T^2 soft cross-entropy (Aguilar et al.'s L_soft). Same "
+     "gradient; ce is larger by T^2 times the teacher's entropy."},
     {"stages.[].losses.[].metric", KEY_ENUM, L(metric), "\"mse\"", NONE, "mse|cosine",
      BIT(LOSS_KIND_HIDDEN), "Distance between hidden states."},
     {"stages.[].losses.[].map", KEY_ENUM, L(map), "\"uniform\"", NONE, "uniform|last|explicit",
@@ -195,6 +205,10 @@ const struct key_def key_table[] = {
      "Explicit map: the teacher layer for each student layer."},
     {"stages.[].losses.[].tokens", KEY_ENUM, L(tokens), "\"all\"", NONE, "all|cls",
      BIT(LOSS_KIND_HIDDEN), "Compare all tokens or [CLS] only."},
+    {"stages.[].losses.[].rows", KEY_ENUM, L(rows), "\"real\"", NONE, "real|all",
+     BIT(LOSS_KIND_ATTENTION),
+     "Query rows the attention KL averages over: the real tokens' rows, or all T rows, "
+     "padding included (GLMKD)."},
 };
 
 const size_t key_table_len = sizeof key_table / sizeof key_table[0];

@@ -249,6 +249,15 @@ static void decide(struct runner *r, int i, struct decision *d, struct pending *
         }
     }
     p->config = manifest_stage_config(r->job, st, impl->job_keys);
+    if (impl->config_extra) {
+        char *extra = impl->config_extra(r->job, i);
+        if (extra && extra[0]) {
+            const size_t n_cfg = strlen(p->config), n_extra = strlen(extra);
+            p->config = kd_realloc(p->config, n_cfg + n_extra + 1);
+            memcpy(p->config + n_cfg, extra, n_extra + 1);
+        }
+        free(extra);
+    }
     if (manifest_fingerprint(stage_kind_name(st->kind), p->config, p->inputs, p->n_inputs,
                              d->fingerprint, &err) < 0) {
         d->action = ACT_ERROR;

@@ -24,6 +24,18 @@ const struct kd_term_ops *kd_term_ops_of(int kind)
     return NULL;
 }
 
+_Static_assert((int)KD_SOFT_KL == (int)SOFT_FORM_KL && (int)KD_SOFT_CE == (int)SOFT_FORM_CE,
+               "the job's soft forms are the kd layer's");
+_Static_assert((int)KD_ATTN_ROWS_REAL == (int)ATTENTION_ROWS_REAL &&
+                   (int)KD_ATTN_ROWS_ALL == (int)ATTENTION_ROWS_ALL,
+               "the job's attention rows are the kd layer's");
+
+void kd_term_opts_of(struct kd_term_opts *o, const struct loss_cfg *cfg)
+{
+    o->soft_form = cfg->form;
+    o->attention_rows = cfg->rows;
+}
+
 int kd_term_setup(struct kd_term *t, const struct loss_cfg *cfg, int index,
                   const struct kd_term_opts *opts, int64_t student_layers,
                   int64_t teacher_layers, struct kd_err *err)
@@ -36,6 +48,8 @@ int kd_term_setup(struct kd_term *t, const struct loss_cfg *cfg, int index,
     t->cfg = *cfg;
     if (opts)
         t->opts = *opts;
+    else
+        kd_term_opts_of(&t->opts, cfg);
     if (t->ops->uses_map &&
         kd_layer_map_resolve(&t->map, cfg, index, student_layers, teacher_layers,
                              t->ops->map_embeddings, err))

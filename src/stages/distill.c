@@ -21,6 +21,7 @@
 #include "kd/stages/extract_common.h"
 #include "kd/stages/grad_sync.h"
 #include "kd/stages/online.h"
+#include "kd/stages/projection_fit.h"
 #include "kd/stages/stage_data.h"
 #include "kd/stages/stage_model.h"
 #include "kd/stages/stage_models.h"
@@ -222,6 +223,18 @@ static int run_student(const struct stage_ctx *ctx, const struct comm *c,
                          (uint64_t)job->job.seed, &d->err)) {
         student_failed(d, su, "");
         goto out_teacher;
+    }
+    if (job->student.init_projections == PROJECTION_INIT_LSTSQ) {
+        const struct projection_fit_opts po = {.batch = o.B, .ridge = -1};
+        if (!d->have_teacher) {
+            log_warn0("stage \"%s\": student.init_projections = \"lstsq\" needs the teacher "
+                      "store (offline mode); the projections start random", st->name);
+        } else if (projection_fit(&d->set, &d->m, train, c, projection_fit_teacher_reader,
+                                  &d->teacher, &po, NULL, &d->err)) {
+            student_failed(d, su, "");
+            kd_loss_set_free(&d->set);
+            goto out_teacher;
+        }
     }
     segs = bert_optim_segments(&d->m);
     if (grad_sync_init(&d->gs, c, &d->m, &d->err)) {

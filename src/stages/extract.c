@@ -150,4 +150,5 @@ static int files(const struct stage_ctx *ctx, struct stage_files *in, struct sta
 }
 
 const struct stage_impl stage_extract = {.kind = STAGE_KIND_EXTRACT, .run = run,
-                                         .files = files};
+                                         .files = files,
+                                         .config_extra = teacher_outputs_config};

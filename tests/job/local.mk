@@ -1,9 +1,12 @@
-check_PROGRAMS += tests/job/t_job_config tests/job/t_layout
+check_PROGRAMS += tests/job/t_job_config tests/job/t_layout tests/job/t_store_needs
 tests_job_t_job_config_SOURCES = tests/job/t_job_config.c
 tests_job_t_job_config_LDADD = $(TEST_LIBS)
 tests_job_t_layout_SOURCES = tests/job/t_layout.c
 tests_job_t_layout_LDADD = $(TEST_LIBS)
-TESTS += tests/job/t_job_config tests/job/t_layout tests/job/cli.sh
+# what an extract stage stores for the distill stages that read it
+tests_job_t_store_needs_SOURCES = tests/job/t_store_needs.c
+tests_job_t_store_needs_LDADD = $(TEST_LIBS)
+TESTS += tests/job/t_job_config tests/job/t_layout tests/job/t_store_needs tests/job/cli.sh
 EXTRA_DIST += tests/job/cli.sh \
 	tests/job/bad/01-syntax.cfg \
 	tests/job/bad/02-unknown-key.cfg \
@@ -36,4 +39,11 @@ EXTRA_DIST += tests/job/cli.sh \
 	tests/job/bad/29-float-for-int.cfg \
 	tests/job/bad/30-online-needs-teacher-ranks.cfg \
 	tests/job/bad/31-missing-include.cfg \
-	tests/job/bad/32-unbalanced.cfg 
+	tests/job/bad/32-unbalanced.cfg \
+	tests/job/bad/33-soft-form-bad-value.cfg \
+	tests/job/bad/34-loss-form-rows-wrong-kind.cfg \
+	tests/job/bad/35-init-projections-no-hidden.cfg \
+	tests/job/bad/36-init-projections-equal-widths.cfg
+# a real training-state checkpoint against hdf5-schemas/train_state.v1.{md,ddl}
+TESTS += tests/job/train_state_schema.sh
+EXTRA_DIST += tests/job/train_state_schema.sh

@@ -225,6 +225,51 @@ static void test_defaults_and_resolved(void)
     job_free(&job);
 }
 
+/* The soft loss's form, the attention loss's rows and the projection
+ * initialisation: defaults, --set, and the resolved-file round trip. */
+static void test_loss_forms(void)
+{
+    struct job job;
+    struct job_errors errs = {0};
+    ok(load_demo(&job, NULL, 0, &errs) == 0, "demo job loads");
+    const struct stage_cfg *d = job_find_stage(&job, "distill");
+    ok(d && d->losses[1].form == SOFT_FORM_KL && d->losses[3].rows == ATTENTION_ROWS_REAL &&
+           job.student.init_projections == PROJECTION_INIT_RANDOM,
+       "defaults: form \"kl\", rows \"real\", init_projections \"random\"");
+    job_errors_free(&errs);
+    job_free(&job);
+
+    const char *sets[] = {"stages.distill.losses.[1].form=ce",
+                          "stages.distill.losses.[3].rows=all",
+                          "student.init_projections=lstsq"};
+    int rc = load_demo(&job, sets, 3, &errs);
+    if (!ok(rc == 0, "--set form=ce, rows=all, init_projections=lstsq is valid"))
+        for (int k = 0; k < errs.n; k++)
+            diag("%s", errs.msgs[k]);
+    d = job_find_stage(&job, "distill");
+    ok(d && d->losses[1].form == SOFT_FORM_CE, "form = \"ce\" reaches the soft loss");
+    ok(d && d->losses[3].rows == ATTENTION_ROWS_ALL, "rows = \"all\" reaches the attention loss");
+    ok(job.student.init_projections == PROJECTION_INIT_LSTSQ, "init_projections = \"lstsq\"");
+    char dir[] = "/tmp/kd_t_job_XXXXXX";
+    ok(mkdtemp(dir) != NULL, "temporary directory");
+    char p1[256], err[512];
+    snprintf(p1, sizeof p1, "%s/r.cfg", dir);
+    ok(job_write_resolved(&job, p1, err, sizeof err) == 0, "resolved configuration written");
+    struct job again;
+    struct job_errors errs2 = {0};
+    rc = job_load(&again, p1, NULL, 0, &errs2);
+    const struct stage_cfg *a = rc == 0 ? job_find_stage(&again, "distill") : NULL;
+    ok(a && a->losses[1].form == SOFT_FORM_CE && a->losses[3].rows == ATTENTION_ROWS_ALL &&
+           again.student.init_projections == PROJECTION_INIT_LSTSQ,
+       "form, rows and init_projections survive the resolved file");
+    unlink(p1);
+    rmdir(dir);
+    job_errors_free(&errs2);
+    job_free(&again);
+    job_errors_free(&errs);
+    job_free(&job);
+}
+
 static void test_suggestions(void)
 {
     ok(edit_distance("kitten", "sitting") == 3, "edit distance kitten/sitting = 3");
@@ -243,6 +288,7 @@ int main(void)
     test_good_jobs();
     test_overrides();
     test_defaults_and_resolved();
+    test_loss_forms();
     test_suggestions();
     return done_testing();
 }

@@ -12,3 +12,6 @@ tests_mpi_st_diff_SOURCES = tests/mpi/st_diff.c
 tests_mpi_st_diff_LDADD = $(TEST_LIBS)
 TESTS += tests/mpi/online_tests.sh
 EXTRA_DIST += tests/mpi/online_tests.sh
+# PID/SID phase switches agree across ranks (kd_hpc on a small synthetic job)
+TESTS += tests/mpi/sched_tests.sh
+EXTRA_DIST += tests/mpi/sched_tests.sh

@@ -138,4 +138,11 @@ int student_fit_projection(float *weight, float *bias, double *r2,
                            const float *teacher_rows, int64_t n_local, int64_t C_s, int64_t C_t,
                            double ridge, struct kd_err *err);
 
+/* Sum over this rank's n rows of ||h_t - (h_s W^T + b)||^2 (double), for
+ * student rows (n, C_s), teacher rows (n, C_t), weight (C_t, C_s) and bias
+ * (C_t, or NULL); the residual a projection leaves, before or after a fit.
+ * No communication: the caller sums over ranks. */
+double student_projection_sse(const float *weight, const float *bias, const float *student_rows,
+                              const float *teacher_rows, int64_t n, int64_t C_s, int64_t C_t);
+
 #endif

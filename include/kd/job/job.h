@@ -45,6 +45,10 @@ enum lr_decay { LR_DECAY_LINEAR, LR_DECAY_COSINE, LR_DECAY_CONSTANT };
 enum layer_map_kind { LAYER_MAP_UNIFORM, LAYER_MAP_LAST, LAYER_MAP_EXPLICIT };
 enum hidden_metric { HIDDEN_METRIC_MSE, HIDDEN_METRIC_COSINE };
 enum temp_schedule { TEMP_SCHEDULE_CONSTANT, TEMP_SCHEDULE_LINEAR };
+/* Values equal kd/kd/loss_term.h's enum kd_soft_form and kd_attn_rows. */
+enum soft_form { SOFT_FORM_KL, SOFT_FORM_CE };
+enum attention_rows { ATTENTION_ROWS_REAL, ATTENTION_ROWS_ALL };
+enum projection_init { PROJECTION_INIT_RANDOM, PROJECTION_INIT_LSTSQ };
 enum distill_method { DISTILL_METHOD_ALL, DISTILL_METHOD_PID, DISTILL_METHOD_SID };
 enum distill_mode { DISTILL_MODE_OFFLINE, DISTILL_MODE_ONLINE };
 enum eval_split { EVAL_SPLIT_DEV, EVAL_SPLIT_TEST };
@@ -61,6 +65,8 @@ struct loss_cfg {
     struct int_list student_layers; /* explicit map: student layer j ... */
     struct int_list teacher_layers; /* ... takes teacher layer teacher_layers[j] */
     int tokens;               /* enum token_sel */
+    int form;                 /* enum soft_form (soft) */
+    int rows;                 /* enum attention_rows (attention) */
 };
 
 struct stage_cfg {
@@ -136,6 +142,7 @@ struct job {
         int init;             /* enum student_init */
         struct int_list init_layers;
         char *checkpoint;
+        int init_projections; /* enum projection_init */
     } student;
     int n_stages;
     struct stage_cfg *stages;

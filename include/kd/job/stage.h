@@ -81,6 +81,10 @@ struct stage_impl {
      * ("data." = the whole section) or exact paths, NULL-terminated.
      * NULL: job.seed, data.*, teacher.*, student.* (manifest.h). */
     const char *const *job_keys;
+    /* Canonical "key = value\n" lines the fingerprint also covers: other
+     * stages' settings that change what this stage writes (malloc'd; NULL
+     * or "" = none). NULL: nothing beyond its own keys. */
+    char *(*config_extra)(const struct job *job, int index);
 };
 
 /* What the runner did with one stage (for callers and tests). */

@@ -73,7 +73,7 @@ struct kd_loss_set {
 };
 
 /* Builds the set for losses[0..n) (opts: (n) per-term options, or NULL for
- * the defaults: KL soft form, real attention rows), the student's config,
+ * the job entries' own form and rows keys, kd_term_opts_of), the student's config,
  * the teacher's dimensions and the maximum batch (B, T). Validates every
  * term (maps, head counts, label counts): -1 with a message naming the
  * loss. Learned parameters are initialised from seed. */

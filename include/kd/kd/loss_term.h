@@ -38,7 +38,7 @@
 #include "kd/model/bert.h"
 #include "kd/model/optim.h"
 
-/* ---- options the job file has no key for yet --------------------------- */
+/* ---- per-term options (job keys losses.[].form and losses.[].rows) ------ */
 
 /* Soft-label loss form. Both are scaled by T^2 (Hinton et al.), so they
  * have the same gradient and differ by T^2 * H(p_T), the teacher's entropy
@@ -56,6 +56,12 @@ struct kd_term_opts {
     int soft_form;      /* enum kd_soft_form (soft terms) */
     int attention_rows; /* enum kd_attn_rows (attention terms) */
 };
+
+/* The options a job entry chooses (loss_cfg form and rows; the job's enums
+ * have the same values). kd_term_setup uses them when it is given no
+ * explicit options, so the job's choice reaches the term through every
+ * caller that passes NULL. */
+void kd_term_opts_of(struct kd_term_opts *o, const struct loss_cfg *cfg);
 
 /* ---- shapes -------------------------------------------------------------- */
 
@@ -198,7 +204,8 @@ struct kd_term {
 };
 
 /* Fills t from cfg (ops, copy, opts, map) without sizes; -1 for an unknown
- * kind or a bad map. Shared by kd_needs_of and kd_loss_set_init. */
+ * kind or a bad map. opts NULL: kd_term_opts_of(cfg). Shared by
+ * kd_needs_of and kd_loss_set_init. */
 int kd_term_setup(struct kd_term *t, const struct loss_cfg *cfg, int index,
                   const struct kd_term_opts *opts, int64_t student_layers,
                   int64_t teacher_layers, struct kd_err *err);
