@@ -7,6 +7,9 @@
 #include "kd/io/teacher_store.h"
 #include "kd/model/bert.h"
 #include "kd/model/hf_config.h"
+/* the store an extract stage writes is decided in one place, which the
+ * dry run shares (the only use of the stages layer here) */
+#include "kd/stages/teacher_outputs.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,47 +178,75 @@ static size_t shape_memory_layers(const struct model_shape *m, int layers, int64
 
 /* The teacher-store spec an extract stage will write, from the job alone
  * (attention planned at full length: the real lengths are not read yet). */
-static void extract_store_spec(const struct job *job, const struct job_plan *plan,
-                               const struct stage_cfg *st, struct store_spec *sp)
+/* The store spec extract stage `index` will write, from the same code the
+ * stage uses (stages/teacher_outputs.h: its own keys united with what the
+ * later distill stages' losses need; it logs each addition), for a teacher
+ * of the planned shape. Without the data every example is planned at full
+ * length, so ragged attention maps come out as an upper bound. *lengths
+ * (to free) backs sp->lengths. */
+static int plan_store_spec(const struct job *job, const struct job_plan *plan, int index,
+                           struct store_spec *sp, int32_t **lengths, struct kd_err *err)
 {
     const struct model_shape *t = &plan->teacher;
-    store_spec_init(sp);
-    sp->n_examples = plan->n_train;
-    sp->seq_len = (int32_t)job->data.max_seq_len;
-    sp->hidden_size = (int32_t)t->hidden;
-    sp->model_heads = (int32_t)t->heads;
-    sp->num_classes = (int32_t)t->labels;
-    sp->datasets = STORE_BIT(STORE_DS_INPUT_IDS) | STORE_BIT(STORE_DS_TOKEN_TYPE_IDS) |
-                   STORE_BIT(STORE_DS_ATTENTION_MASK) | STORE_BIT(STORE_DS_LABELS);
-    sp->labels_float = job->data.problem == DATA_PROBLEM_REGRESSION;
-    sp->tokens = st->tokens == TOKEN_SEL_CLS ? STORE_TOKENS_CLS : STORE_TOKENS_ALL;
-    for (int i = 0; i < st->outputs.n; i++) {
-        int o = st->outputs.v[i];
-        sp->datasets |= o == EXTRACT_LOGITS ? STORE_BIT(STORE_DS_LOGITS)
-                        : o == EXTRACT_HIDDEN ? STORE_BIT(STORE_DS_HIDDEN)
-                                              : STORE_BIT(STORE_DS_ATTENTION);
+    struct bert_config cfg;
+    hf_config_defaults(&cfg);
+    cfg.num_hidden_layers = t->layers;
+    cfg.hidden_size = t->hidden;
+    cfg.num_attention_heads = t->heads;
+    cfg.intermediate_size = t->intermediate;
+    cfg.vocab_size = t->vocab;
+    cfg.max_position_embeddings = t->positions;
+    cfg.num_labels = t->labels;
+    hf_config_init_layers(&cfg);
+    struct dataset d = {.n = plan->n_train > 0 ? plan->n_train : 1,
+                        .max_seq_len = job->data.max_seq_len};
+    *lengths = malloc((size_t)d.n * sizeof **lengths);
+    if (!*lengths)
+        return kd_errf(err, "out of memory planning the store");
+    for (int64_t i = 0; i < d.n; i++)
+        (*lengths)[i] = (int32_t)d.max_seq_len;
+    d.lengths = *lengths;
+    return teacher_outputs_spec(job, index, &cfg, &d, sp, err);
+}
+
+/* The specs of every extract stage (specs[i] valid where ok[i]). */
+struct store_plans {
+    struct store_spec *specs;
+    int32_t **lengths;
+    int *ok;
+};
+
+static void store_plans_make(struct store_plans *sp, const struct job *job,
+                             const struct job_plan *plan)
+{
+    const size_t n = (size_t)job->n_stages;
+    sp->specs = calloc(n, sizeof *sp->specs);
+    sp->lengths = calloc(n, sizeof *sp->lengths);
+    sp->ok = calloc(n, sizeof *sp->ok);
+    KD_ASSERT(sp->specs && sp->lengths && sp->ok, "out of memory planning the store");
+    for (int i = 0; i < job->n_stages; i++) {
+        if (job->stages[i].kind != STAGE_KIND_EXTRACT)
+            continue;
+        struct kd_err err;
+        if (plan_store_spec(job, plan, i, &sp->specs[i], &sp->lengths[i], &err))
+            log_warn0("teacher store of \"%s\": cannot plan it: %s", job->stages[i].name,
+                      err.msg);
+        else
+            sp->ok[i] = 1;
     }
-    int L = (int)(t->layers < STORE_MAX_LAYERS - 1 ? t->layers : STORE_MAX_LAYERS - 1);
-    const struct int_list *hl = &st->hidden_layers, *al = &st->attention_layers;
-    sp->n_hidden_layers = hl->n ? hl->n : L + 1;
-    for (int i = 0; i < sp->n_hidden_layers && i < STORE_MAX_LAYERS; i++)
-        sp->hidden_layers[i] = (int32_t)(hl->n ? hl->v[i] : i);
-    sp->n_attention_layers = al->n ? al->n : L;
-    for (int i = 0; i < sp->n_attention_layers && i < STORE_MAX_LAYERS; i++)
-        sp->attention_layers[i] = (int32_t)(al->n ? al->v[i] : i + 1);
-    sp->n_heads = (int32_t)(t->heads < STORE_MAX_HEADS ? t->heads : STORE_MAX_HEADS);
-    for (int h = 0; h < sp->n_heads; h++)
-        sp->heads[h] = h;
-    enum h5_prec prec = st->precision == PRECISION_FP16   ? H5_PREC_F16
-                        : st->precision == PRECISION_BF16 ? H5_PREC_BF16 : H5_PREC_F32;
-    for (int d = 0; d < STORE_DS_COUNT; d++)
-        sp->precision[d] = prec;
-    sp->deflate = st->compress ? 1 : 0;
+}
+
+static void store_plans_free(struct store_plans *sp, const struct job *job)
+{
+    for (int i = 0; i < job->n_stages; i++)
+        free(sp->lengths[i]);
+    free(sp->specs), free(sp->lengths), free(sp->ok);
 }
 
 /* Prints the store size per component of every extract stage and warns
  * when it exceeds job.store_budget_gb. */
-static void print_store_plans(const struct job *job, const struct job_plan *plan)
+static void print_store_plans(const struct job *job, const struct job_plan *plan,
+                              const struct store_plans *plans)
 {
     for (int i = 0; i < job->n_stages; i++) {
         const struct stage_cfg *st = &job->stages[i];
@@ -226,11 +257,11 @@ static void print_store_plans(const struct job *job, const struct job_plan *plan
                       st->name);
             continue;
         }
-        struct store_spec sp;
+        if (!plans->ok[i])
+            continue;
         struct store_size sz;
         struct kd_err err;
-        extract_store_spec(job, plan, st, &sp);
-        if (store_plan_size(&sp, &sz, &err)) {
+        if (store_plan_size(&plans->specs[i], &sz, &err)) {
             log_warn0("teacher store of \"%s\": cannot plan its size: %s", st->name, err.msg);
             continue;
         }
@@ -305,8 +336,8 @@ static void print_online(const struct job *job, const struct job_plan *plan,
  * the taps an extract stage gathers on the last stage: stage q < S - 1
  * sends the hidden states (B,T,C) and attention maps (B,NH,T,T) it
  * computes, the last stage receives them from every other stage. */
-static double pipeline_message_bytes(const struct job *job, const struct job_plan *plan, int p,
-                                     int finetune)
+static double pipeline_message_bytes(const struct job *job, const struct job_plan *plan,
+                                     const struct store_plans *plans, int p, int finetune)
 {
     const int S = plan->layout.pipeline_stages;
     const double B = (double)job->teacher.micro_batch, T = (double)job->data.max_seq_len;
@@ -319,18 +350,17 @@ static double pipeline_message_bytes(const struct job *job, const struct job_pla
     double taps[129] = {0}; /* per stage: the taps it computes */
     for (int i = 0; i < job->n_stages; i++) {
         const struct stage_cfg *st = &job->stages[i];
-        if (st->kind != STAGE_KIND_EXTRACT || S == 1)
+        if (st->kind != STAGE_KIND_EXTRACT || S == 1 || !plans->ok[i])
             continue;
-        struct store_spec sp;
-        extract_store_spec(job, plan, st, &sp);
+        const struct store_spec *sp = &plans->specs[i];
         double mine[129] = {0};
         for (int q = 0; q < S; q++) {
             const int a = plan->teacher_first[q], b = plan->teacher_first[q + 1];
-            for (int k = 0; k < sp.n_hidden_layers; k++)
-                if (sp.hidden_layers[k] >= a && sp.hidden_layers[k] < b)
+            for (int k = 0; k < sp->n_hidden_layers; k++)
+                if (sp->hidden_layers[k] >= a && sp->hidden_layers[k] < b)
                     mine[q] += state;
-            for (int k = 0; k < sp.n_attention_layers; k++)
-                if (sp.attention_layers[k] >= a && sp.attention_layers[k] < b)
+            for (int k = 0; k < sp->n_attention_layers; k++)
+                if (sp->attention_layers[k] >= a && sp->attention_layers[k] < b)
                     mine[q] += B * NH * T * T;
         }
         for (int q = 0; q < S; q++)
@@ -351,6 +381,8 @@ void job_plan_print(const struct job *job, const struct job_plan *plan)
     const struct rank_layout *l = &plan->layout;
     const struct model_shape *t = &plan->teacher, *s = &plan->student;
     int S = l->pipeline_stages;
+    struct store_plans plans;
+    store_plans_make(&plans, job, plan);
     log_info0("plan for %d rank%s:", plan->world, plan->world == 1 ? "" : "s");
     log_info0("  teacher: %lld layers, hidden %lld, %lld heads, FFN %lld, vocab %lld "
               "(%.1fM parameters; shape from %s)", (long long)t->layers, (long long)t->hidden,
@@ -389,7 +421,7 @@ void job_plan_print(const struct job *job, const struct job_plan *plan)
         int64_t mb = job->teacher.micro_batch * (finetune ? S : 1);
         stage_bytes[p] = (double)shape_memory_layers(t, nl, job->data.max_seq_len, mb,
                                                      a == 0, p == S - 1, finetune) +
-                         pipeline_message_bytes(job, plan, p, finetune);
+                         pipeline_message_bytes(job, plan, &plans, p, finetune);
     }
     log_info0("  memory bound per rank (engine size tables: weights, gradients, Adam state, "
               "activations; plus the pipeline's message buffers)");
@@ -452,7 +484,8 @@ void job_plan_print(const struct job *job, const struct job_plan *plan)
     }
     if (plan->n_train >= 0)
         log_info0("training examples: %lld", (long long)plan->n_train);
-    print_store_plans(job, plan);
+    print_store_plans(job, plan, &plans);
+    store_plans_free(&plans, job);
 }
 
 static int missing(const char *what, const char *path, const char *hint)
