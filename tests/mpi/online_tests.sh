@@ -12,7 +12,8 @@
 # 2 teacher replicas (S = 1) and by one 2-stage teacher pipeline, which
 # must give the same student bit for bit. Then an interrupted online stage
 # resumes to the same student bit for bit, a failing teacher rank ends the
-# job quickly, and the dry run shows the roles.
+# job quickly, the dry run shows the roles, and least-squares initial
+# projections work offline (and are refused politely online).
 . "$KD_SRCDIR/tests/mpi/tap_mpi.sh"
 cd "$tmp" || exit 1
 job="$KD_SRCDIR/tests/mpi/online_job.cfg"
@@ -76,6 +77,18 @@ point "$(t $rc -eq 0)" "--dry-run on 4 ranks (exit $rc)"
 grep -q 'stage "on" (online): ranks 0-1 train the student, ranks 2-3 run 2 teacher pipelines' \
     "$tmp/out"
 point "$(t $? -eq 0)" "--dry-run shows which ranks teach and which learn"
+
+# least-squares initial projections (student.init_projections) end to end:
+# offline they are fitted from the store; online they start random, with a
+# warning
+cp -r c f
+launch 2 "$kd" --stage off --set 'job.output_dir="f"' --set 'student.init_projections="lstsq"' "$job"
+point "$(t $rc -eq 0 -a "$(grep -c 'fitted by least squares on 600 \[CLS\] rows' "$tmp/out")" -eq 2)" \
+    "offline with init_projections = lstsq: both mapped pairs fitted (exit $rc)"
+launch 2 "$kd" --stage on --set 'job.output_dir="f"' --set 'student.init_projections="lstsq"' "$job"
+point "$(t $rc -eq 0)" "online with init_projections = lstsq runs (exit $rc)"
+grep -q 'needs the teacher store (offline mode); the projections start random' "$tmp/err"
+point "$(t $? -eq 0)" "... and warns that the projections start random"
 
 launch 2 "$kd" --validate --set 'stages.[3].teacher_ranks=2' "$job"
 point "$(t $rc -ne 0)" "teacher_ranks leaving no student rank is refused (exit $rc)"
