@@ -473,7 +473,7 @@ void job_plan_print(const struct job *job, const struct job_plan *plan)
         }
         case STAGE_KIND_EVALUATE:
             log_info0("  %d. %s (evaluate): teacher and student on the %s split -> report.md, "
-                      "metrics.csv, plots", i + 1, st->name,
+                      "report.csv, plots", i + 1, st->name,
                       st->split == EVAL_SPLIT_DEV ? "dev" : "test");
             break;
         case STAGE_KIND_EXPORT:
@@ -515,6 +515,27 @@ int job_plan_missing_inputs(const struct job *job)
         char p[4096];
         snprintf(p, sizeof p, "%s/config.json", job->student.checkpoint);
         n += missing("student.checkpoint", p, NULL);
+    }
+    /* an offline distill stage that uses the teacher reads
+     * <output_dir>/teacher.h5: written by an extract stage before it, or
+     * there already (e.g. linked from another job's output) */
+    int extract_before = 0;
+    for (int i = 0; i < job->n_stages; i++) {
+        const struct stage_cfg *st = &job->stages[i];
+        extract_before |= st->kind == STAGE_KIND_EXTRACT;
+        int teacher_terms = 0;
+        for (int k = 0; k < st->n_losses; k++)
+            teacher_terms |= st->losses[k].kind != LOSS_KIND_HARD;
+        if (st->kind != STAGE_KIND_DISTILL || st->mode == DISTILL_MODE_ONLINE ||
+            !teacher_terms || extract_before)
+            continue;
+        char *store = fs_path_join(job->job.output_dir, "teacher.h5");
+        char hint[300];
+        snprintf(hint, sizeof hint, "(stage \"%s\" reads it and no extract stage comes "
+                 "before it in this job)", st->name);
+        n += missing("teacher store", store, hint);
+        free(store);
+        break;
     }
     return n;
 }

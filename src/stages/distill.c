@@ -163,6 +163,33 @@ static int open_teacher(struct distill *d, const struct stage_ctx *ctx, struct s
     return 0;
 }
 
+/* Logs (rank 0) each layer-wise term's resolved map and projections, e.g.
+ * "losses.[2] (hidden, line 41) maps student -> teacher layers 1 -> 2,
+ * 2 -> 4 through learned 128 -> 384 projections", so a run's log says
+ * what was compared with what. */
+static void log_maps(const struct stage_cfg *st, const struct kd_loss_set *set)
+{
+    for (int i = 0; i < set->n; i++) {
+        const struct kd_term *t = &set->term[i];
+        if (!t->ops->uses_map || t->map.n == 0)
+            continue;
+        char where[96], pairs[512] = "";
+        size_t used = 0;
+        for (int k = 0; k < t->map.n && used < sizeof pairs; k++)
+            used += (size_t)snprintf(pairs + used, sizeof pairs - used, "%s%d -> %d",
+                                     k ? ", " : "", (int)t->map.pair[k].student,
+                                     (int)t->map.pair[k].teacher);
+        kd_loss_where(where, sizeof where, t->index, &t->cfg);
+        const long long Cs = (long long)set->dims.student.hidden_size;
+        const long long Ct = (long long)set->dims.teacher.hidden;
+        char proj[80] = "";
+        if (t->n_tensors)
+            snprintf(proj, sizeof proj, " through learned %lld -> %lld projections", Cs, Ct);
+        log_info0("stage \"%s\": %s maps student -> teacher layers %s%s", st->name, where,
+                  pairs, proj);
+    }
+}
+
 /* What both roles know before they split. */
 struct distill_setup {
     struct stage_data sd;
@@ -224,6 +251,7 @@ static int run_student(const struct stage_ctx *ctx, const struct comm *c,
         student_failed(d, su, "");
         goto out_teacher;
     }
+    log_maps(st, &d->set);
     if (job->student.init_projections == PROJECTION_INIT_LSTSQ) {
         const struct projection_fit_opts po = {.batch = o.B, .ridge = -1};
         if (!d->have_teacher) {
