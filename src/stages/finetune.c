@@ -166,5 +166,9 @@ static int files(const struct stage_ctx *ctx, struct stage_files *in, struct sta
     return 0;
 }
 
+/* The teacher does not depend on the student: changing student.* must not
+ * retrain it. */
+static const char *const finetune_keys[] = {"job.seed", "data.", "teacher.", NULL};
+
 const struct stage_impl stage_finetune = {.kind = STAGE_KIND_FINETUNE, .run = run,
-                                          .files = files};
+                                          .files = files, .job_keys = finetune_keys};

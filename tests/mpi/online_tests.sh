@@ -90,6 +90,14 @@ point "$(t $rc -eq 0)" "online with init_projections = lstsq runs (exit $rc)"
 grep -q 'needs the teacher store (offline mode); the projections start random' "$tmp/err"
 point "$(t $? -eq 0)" "... and warns that the projections start random"
 
+# a different student leaves the teacher alone (finetune depends on job.seed,
+# data.* and teacher.* only) but redoes what depends on the student
+launch 2 "$kd" --set 'job.output_dir="f"' --set 'student.intermediate=48' "$job"
+grep -q 'stage 1/4 "teacher" (finetune): up to date' "$tmp/out"
+point "$(t $rc -eq 0 -a $? -eq 0)" "student.* changed: the teacher is up to date (exit $rc)"
+grep -q 'stage 3/4 "off" (distill): out of date: setting student.intermediate changed' "$tmp/out"
+point "$(t $? -eq 0)" "... and the students are trained again"
+
 launch 2 "$kd" --validate --set 'stages.[3].teacher_ranks=2' "$job"
 point "$(t $rc -ne 0)" "teacher_ranks leaving no student rank is refused (exit $rc)"
 grep -q 'teacher_ranks = 2, which leaves no student rank out of 2' "$tmp/err"
