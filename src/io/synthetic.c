@@ -89,7 +89,8 @@ static const struct {
     {"although", CONTRAST_BACK},  {"though", CONTRAST_BACK},
 };
 static const char *const verdicts[] = {"overall", "altogether"};
-/* Words only the pair premise uses. */
+/* Words only the pair task uses. "and" (an earlier premise form) stays so
+ * that vocab.txt, and with it every token id, is unchanged. */
 static const char *const pair_words[] = {"and", "it"};
 
 /* Length bound (SYNTHETIC_MAX_TOKENS): a clause is at most 12 words (the,
@@ -99,9 +100,11 @@ static const char *const pair_words[] = {"and", "it"};
  * its fillers (opener, modifier, intensifiers, tails: the words that never
  * matter), which leaves at most "although" 1 + frame 5 + clause 8 + "," 1 +
  * 5 + 8 + "." 1 = 29 words + [CLS] [SEP] = 31; a simple sentence is at most
- * 2 + 5 + 5 + 12 + 1 = 25 words anyway. A pair premise clause has no
- * determiner choice, modifier, tail or frame (9 words): premise
- * 1 + 9 + 1 + 9 = 20, hypothesis 2 + 7 = 9, plus 3 specials = 32. */
+ * 2 + 5 + 5 + 12 + 1 = 25 words anyway. A pair whose premise and
+ * hypothesis would exceed SYNTHETIC_MAX_TOKENS - 3 words is rebuilt the
+ * same way: without fillers a premise is at most 5 + 5 + 8 = 18 words
+ * (two frames on a simple clause; contrast clauses get no frame, 1 + 8 +
+ * 1 + 8 = 18) and a hypothesis 2 + 6 = 8, so 18 + 8 + 3 specials = 29. */
 
 /* Probabilities of the optional parts (single task unless noted). */
 #define P_CONTRAST 0.35  /* a contrast instead of a simple clause */
@@ -114,8 +117,9 @@ static const char *const pair_words[] = {"and", "it"};
 #define P_MODIFIER 0.30
 #define P_TAIL 0.25
 #define P_OPENER 0.15
-#define P_VERDICT 0.40   /* pair: a verdict rather than an aspect hypothesis */
-#define P_ECHO 0.50      /* pair: the hypothesis repeats the premise's word */
+#define P_PAIR_CONTRAST 0.35 /* pair: a contrast premise */
+#define P_HYP_PLAIN 0.60 /* pair: a plainly positive verdict */
+#define P_ECHO 0.50      /* pair: the hypothesis repeats a premise clause's word */
 
 /* ---- vocabulary ------------------------------------------------------------- */
 
@@ -343,10 +347,11 @@ static int put_predicate(struct draw *d, struct sbuf *b, int pol, int frame_neg,
 /* Up to max_frames frames (the first with probability p, each further one,
  * different from the one before, with P_FRAME2) and then a full clause of
  * the single task: subject, predicate, optional tail. Fillers (modifier,
- * intensifier, tail) are drawn either way but written only with fill.
- * Returns the clause's negations, frames included, and adds its tags. */
+ * intensifier, tail) are drawn either way but written only with fill. The
+ * sentiment word goes to *used (may be NULL). Returns the clause's
+ * negations, frames included, and adds its tags. */
 static int put_clause(struct draw *d, struct sbuf *b, uint32_t noun, int pol, double p,
-                      int max_frames, int fill, uint32_t *tags)
+                      int max_frames, int fill, uint32_t *tags, struct sentiment_word *used)
 {
     int frame_negs = 0;
     uint32_t prev = COUNT(frames);
@@ -365,7 +370,7 @@ static int put_clause(struct draw *d, struct sbuf *b, uint32_t noun, int pol, do
             put(b, w);
     }
     put(b, nouns[noun]);
-    int neg = put_predicate(d, b, pol, frame_negs % 2, NULL, NULL, fill);
+    int neg = put_predicate(d, b, pol, frame_negs % 2, NULL, used, fill);
     if (draw_chance(d, P_TAIL)) {
         const char *w = PICK(d, tails);
         if (fill)
@@ -385,11 +390,53 @@ static void draw_two_nouns(struct draw *d, uint32_t *n1, uint32_t *n2)
     *n2 = (*n1 + 1 + draw_below(d, COUNT(nouns) - 1)) % COUNT(nouns);
 }
 
+/* A sentence body whose deciding clause has polarity pol: with
+ * probability p_contrast a contrast (one of the six forms; the other clause
+ * has -pol and each clause a frame with p_clause_frame), else one clause
+ * under up to two frames (the first with P_FRAME). The sentiment words of
+ * the deciding clause and of the other one go to words[0] and words[1]
+ * (a simple body: both the same). */
+static void put_body(struct draw *d, struct sbuf *a, int pol, double p_contrast,
+                     double p_clause_frame, int fill, uint32_t *tags,
+                     struct sentiment_word words[2])
+{
+    struct sentiment_word *win_w = &words[0], *lose_w = &words[1];
+    if (draw_chance(d, p_contrast)) {
+        uint32_t c = draw_below(d, COUNT(contrasts)), win, lose;
+        draw_two_nouns(d, &win, &lose);
+        *tags |= SYNTHETIC_TAG_CONTRAST;
+        switch (contrasts[c].kind) {
+        case CONTRAST_AFTER: /* lose , but win */
+            put_clause(d, a, lose, -pol, p_clause_frame, 1, fill, tags, lose_w);
+            put(a, ",");
+            put(a, contrasts[c].word);
+            put_clause(d, a, win, pol, p_clause_frame, 1, fill, tags, win_w);
+            break;
+        case CONTRAST_FRONT: /* although lose , win */
+            put(a, contrasts[c].word);
+            put_clause(d, a, lose, -pol, p_clause_frame, 1, fill, tags, lose_w);
+            put(a, ",");
+            put_clause(d, a, win, pol, p_clause_frame, 1, fill, tags, win_w);
+            break;
+        default: /* win , although lose */
+            put_clause(d, a, win, pol, p_clause_frame, 1, fill, tags, win_w);
+            put(a, ",");
+            put(a, contrasts[c].word);
+            put_clause(d, a, lose, -pol, p_clause_frame, 1, fill, tags, lose_w);
+            break;
+        }
+    } else {
+        put_clause(d, a, draw_below(d, COUNT(nouns)), pol, P_FRAME, 2, fill, tags, win_w);
+        *lose_w = *win_w;
+    }
+}
+
 /* The single task from the current draw on, with or without fillers. */
 static int32_t gen_single_from(struct draw *d, struct sbuf *a, uint32_t *tags, int fill)
 {
     int32_t label = (int32_t)draw_below(d, 2);
     int pol = label ? 1 : -1;
+    struct sentiment_word words[2];
     if (draw_chance(d, P_OPENER)) {
         const char *w = PICK(d, openers);
         if (fill) {
@@ -397,33 +444,7 @@ static int32_t gen_single_from(struct draw *d, struct sbuf *a, uint32_t *tags, i
             put(a, ",");
         }
     }
-    if (draw_chance(d, P_CONTRAST)) {
-        uint32_t c = draw_below(d, COUNT(contrasts)), win, lose;
-        draw_two_nouns(d, &win, &lose);
-        *tags |= SYNTHETIC_TAG_CONTRAST;
-        switch (contrasts[c].kind) {
-        case CONTRAST_AFTER: /* lose , but win */
-            put_clause(d, a, lose, -pol, P_CLAUSE_FRAME, 1, fill, tags);
-            put(a, ",");
-            put(a, contrasts[c].word);
-            put_clause(d, a, win, pol, P_CLAUSE_FRAME, 1, fill, tags);
-            break;
-        case CONTRAST_FRONT: /* although lose , win */
-            put(a, contrasts[c].word);
-            put_clause(d, a, lose, -pol, P_CLAUSE_FRAME, 1, fill, tags);
-            put(a, ",");
-            put_clause(d, a, win, pol, P_CLAUSE_FRAME, 1, fill, tags);
-            break;
-        default: /* win , although lose */
-            put_clause(d, a, win, pol, P_CLAUSE_FRAME, 1, fill, tags);
-            put(a, ",");
-            put(a, contrasts[c].word);
-            put_clause(d, a, lose, -pol, P_CLAUSE_FRAME, 1, fill, tags);
-            break;
-        }
-    } else {
-        put_clause(d, a, draw_below(d, COUNT(nouns)), pol, P_FRAME, 2, fill, tags);
-    }
+    put_body(d, a, pol, P_CONTRAST, P_CLAUSE_FRAME, fill, tags, words);
     put(a, ".");
     return label;
 }
@@ -454,70 +475,58 @@ static int32_t gen_single(struct draw *d, struct sbuf *a, uint32_t *tags)
     return label;
 }
 
-/* One example of the pair task; returns the clean label. */
-static int32_t gen_pair(struct draw *d, struct sbuf *a, struct sbuf *b, uint32_t *tags)
+/* The pair task from the current draw on, with or without fillers: a
+ * premise body (no opener, no period, no frames on contrast clauses, which
+ * keeps premise + hypothesis within SYNTHETIC_MAX_TOKENS) and a verdict on
+ * it. With P_HYP_PLAIN the verdict is plainly positive (no negation, a
+ * positive word): there the label is the premise's polarity, which lets a
+ * model learn to read the premise. Otherwise its polarity is drawn
+ * uniformly, with negations and echoes, and only both texts together
+ * decide. So the premise alone predicts 80% of the labels and the
+ * hypothesis alone none (labels stay uniform). */
+static int32_t gen_pair_from(struct draw *d, struct sbuf *a, struct sbuf *b, uint32_t *tags,
+                             int fill)
 {
     int32_t label = (int32_t)draw_below(d, 2);
-    uint32_t noun[2];
-    int pol[2];
-    struct sentiment_word word[2];
-    draw_two_nouns(d, &noun[0], &noun[1]);
-    pol[0] = draw_below(d, 2) ? 1 : -1;
-    pol[1] = draw_below(d, 2) ? 1 : -1;
-    /* premise shape: 0 single, 1 "and", 2 "but", 3 "although" front, 4 back */
-    static const double shape_cdf[] = {0.25, 0.50, 0.70, 0.85, 1.0};
-    uint32_t u = draw_bits(d), shape = 0;
-    while ((double)u >= shape_cdf[shape] * 4294967296.0 && shape < 4)
-        shape++;
-    int n_clauses = shape == 0 ? 1 : 2, overall = 0, neg = 0;
-    if (shape >= 2)
-        pol[1] = -pol[0]; /* contrasts join opposite clauses */
-    /* the clauses are written in index order; the shape decides the winner */
-    switch (shape) {
-    case 0: overall = pol[0]; break;
-    case 1: overall = pol[0] == pol[1] ? pol[0] : 0; break;
-    case 2: overall = pol[1]; break;          /* c0 , but c1: c1 wins */
-    case 3: overall = pol[1]; break;          /* although c0 , c1: c1 wins */
-    default: overall = pol[0]; break;         /* c0 , although c1: c0 wins */
+    int plain = draw_chance(d, P_HYP_PLAIN);
+    int hyp = plain || draw_below(d, 2) ? 1 : -1;
+    int pol = label ? hyp : -hyp; /* the premise's deciding clause */
+    struct sentiment_word words[2], pos;
+    put_body(d, a, pol, P_PAIR_CONTRAST, 0.0, fill, tags, words);
+    put(b, PICK(d, verdicts));
+    put(b, "it");
+    const struct sentiment_word *echo = NULL;
+    if (plain) {
+        /* a positive word given as the echo keeps the verb plain */
+        pos.prior = 1;
+        pos.noun = draw_chance(d, P_NOUN);
+        pos.index = pos.noun ? draw_below(d, COUNT(positive_nouns))
+                             : draw_below(d, COUNT(positive_adjs));
+        echo = &pos;
+    } else if (draw_chance(d, P_ECHO)) {
+        /* the sentiment word of the deciding clause or of the other one,
+         * so that only the negations and the clause roles decide */
+        echo = &words[draw_below(d, 2)];
+        *tags |= SYNTHETIC_TAG_ECHO;
     }
-    if (shape == 3)
-        put(a, "although");
-    for (int c = 0; c < n_clauses; c++) {
-        if (c == 1) {
-            put(a, ",");
-            if (shape == 1)
-                put(a, "and");
-            else if (shape == 2)
-                put(a, "but");
-            else if (shape == 4)
-                put(a, "although");
-        }
-        put(a, "the");
-        put(a, nouns[noun[c]]);
-        neg |= put_predicate(d, a, pol[c], 0, NULL, &word[c], 1);
-    }
-    if (shape >= 2)
-        *tags |= SYNTHETIC_TAG_CONTRAST;
-    /* hypothesis about clause k (an aspect) or the winner (a verdict) */
-    int target;
-    uint32_t k;
-    if (overall != 0 && draw_chance(d, P_VERDICT)) {
-        *tags |= SYNTHETIC_TAG_VERDICT;
-        target = overall;
-        k = shape == 2 || shape == 3 ? 1 : 0;
-        put(b, PICK(d, verdicts));
-        put(b, "it");
-    } else {
-        k = n_clauses == 1 ? 0 : draw_below(d, 2);
-        target = pol[k];
-        put(b, "the");
-        put(b, nouns[noun[k]]);
-    }
-    /* an echo repeats clause k's sentiment word, so only the negations differ */
-    const struct sentiment_word *echo = draw_chance(d, P_ECHO) ? &word[k] : NULL;
-    neg |= put_predicate(d, b, label ? target : -target, 0, echo, NULL, 1);
-    if (neg)
+    if (put_predicate(d, b, hyp, 0, echo, NULL, fill))
         *tags |= SYNTHETIC_TAG_NEGATION;
+    return label;
+}
+
+/* One example of the pair task; returns the clean label. Like the single
+ * task, an example that would not fit is built again without fillers. */
+static int32_t gen_pair(struct draw *d, struct sbuf *a, struct sbuf *b, uint32_t *tags)
+{
+    const uint64_t k0 = d->k;
+    int32_t label = gen_pair_from(d, a, b, tags, 1);
+    if (word_count(a) + word_count(b) + 3 > SYNTHETIC_MAX_TOKENS) {
+        d->k = k0;
+        a->n = b->n = 0;
+        a->s[0] = b->s[0] = '\0';
+        *tags = 0;
+        label = gen_pair_from(d, a, b, tags, 0);
+    }
     return label;
 }
 
