@@ -9,8 +9,16 @@
  * and logits. Every rank writes its layout_shard in batches of --batch
  * examples, exactly as stage extract would.
  *
+ * The writer path is store_create's choice (--writer auto: one rank writes a
+ * serial file, ranks of one node send their chunks to rank 0) unless
+ * forced: --writer mpiio (parallel HDF5, what ranks on several nodes use)
+ * or --writer one.
+ *
  * Raw disk: every rank pwrite()s its contiguous part of one file of the
- * store's size in 8 MiB blocks of random bytes, then fdatasync; raw read
+ * store's size in 8 MiB blocks of random bytes, then fdatasync (as dd with
+ * conv=fdatasync); with --raw-overlap 1 it also starts the writeback of
+ * each block as soon as it is written (sync_file_range), the overlap of
+ * copying and writeback that the store's serial writer gets; raw read
  * preads it back. Before every read the file's pages are dropped from the
  * page cache (fdatasync + posix_fadvise DONTNEED), so reads come from the
  * disk. Throughput = file bytes / wall time of the slowest rank; the store
@@ -24,6 +32,7 @@
  * measurement happens to get fresh pages. --prefault-mb touches that much
  * memory once before measuring, and one untimed pass of each kind runs
  * first; both only stabilise the numbers, neither favours the store. */
+#define _GNU_SOURCE /* sync_file_range (Linux) */
 #include "kd/io/teacher_store.h"
 #include "kd/parallel/layout.h"
 
@@ -41,9 +50,11 @@ struct opts {
     int repeat;
     int mean_length; /* 0: every example full length */
     int verbose;     /* print every pass */
+    int raw_overlap; /* raw peer starts writeback per block */
     long prefault_mb; /* memory to touch once before measuring */
     const char *dir;
     const char *precs;
+    enum store_writer_io writer;
 };
 
 static double now(void) { return MPI_Wtime(); }
@@ -83,7 +94,8 @@ static uint64_t rnd(uint64_t *s)
 
 enum { BLOCK = 8 << 20 };
 
-static double raw_write(const struct comm *c, const char *path, int64_t bytes, char *block)
+static double raw_write(const struct comm *c, const char *path, int64_t bytes, char *block,
+                        int overlap)
 {
     long long b, e;
     layout_shard(bytes / BLOCK, c->rank, c->size, &b, &e);
@@ -92,9 +104,14 @@ static double raw_write(const struct comm *c, const char *path, int64_t bytes, c
     int fd = open(path, O_WRONLY | O_CREAT, 0644);
     if (fd < 0)
         kd_die(1, "%s: cannot create", path);
-    for (long long k = b; k < e; k++)
+    for (long long k = b; k < e; k++) {
         if (pwrite(fd, block, BLOCK, (off_t)k * BLOCK) != BLOCK)
             kd_die(1, "%s: write failed", path);
+#ifdef SYNC_FILE_RANGE_WRITE
+        if (overlap)
+            sync_file_range(fd, (off_t)k * BLOCK, BLOCK, SYNC_FILE_RANGE_WRITE);
+#endif
+    }
     fdatasync(fd);
     close(fd);
     return max_over(c, now() - t0);
@@ -220,7 +237,7 @@ static const struct store_provenance bench_prov = {
 static double phase[3];
 
 static double store_write(const struct comm *c, const char *path, const struct store_spec *s,
-                          struct bench_batch *bb, int64_t batch)
+                          struct bench_batch *bb, int64_t batch, enum store_writer_io io)
 {
     struct kd_err err;
     long long b, e, rounds = 0;
@@ -233,7 +250,7 @@ static double store_write(const struct comm *c, const char *path, const struct s
     comm_barrier(c);
     double t0 = now();
     store_writer_t *w = NULL;
-    if (store_create(&w, path, c, s, &bench_prov, &err) < 0)
+    if (store_create_io(&w, path, c, s, &bench_prov, io, &err) < 0)
         kd_die(1, "%s", err.msg);
     double t1 = now();
     for (long long k = 0; k < rounds; k++) {
@@ -306,7 +323,8 @@ static void usage(void)
 {
     fprintf(stderr, "usage: store_bench [--examples N] [--batch B] [--repeat R] "
                     "[--precisions fp32,fp16,bf16] [--mean-length L] [--dir DIR] "
-                    "[--verbose 0|1] [--prefault-mb MB]\n");
+                    "[--verbose 0|1] [--prefault-mb MB] [--writer auto|one|mpiio] "
+                    "[--raw-overlap 0|1]\n");
 }
 
 int main(int argc, char **argv)
@@ -330,6 +348,10 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--precisions")) o.precs = v;
         else if (!strcmp(a, "--verbose")) o.verbose = atoi(v);
         else if (!strcmp(a, "--prefault-mb")) o.prefault_mb = atol(v);
+        else if (!strcmp(a, "--raw-overlap")) o.raw_overlap = atoi(v);
+        else if (!strcmp(a, "--writer") && !strcmp(v, "auto")) o.writer = STORE_WRITER_AUTO;
+        else if (!strcmp(a, "--writer") && !strcmp(v, "one")) o.writer = STORE_WRITER_ONE_WRITER;
+        else if (!strcmp(a, "--writer") && !strcmp(v, "mpiio")) o.writer = STORE_WRITER_MPIIO;
         else {
             usage();
             return 2;
@@ -358,11 +380,14 @@ int main(int argc, char **argv)
     snprintf(store_path, sizeof store_path, "%s/store_bench.h5", o.dir);
 
     if (c.rank == 0)
-        printf("# store_bench: %d rank(s), %lld examples, T=%d H=%d heads=%d hidden layers "
-               "00..%02d, attention layers 01..%02d, batch %lld, lengths %s, %d repeats "
-               "(median)\n", c.size, (long long)o.examples, o.seq, o.hidden, o.heads,
-               o.layers, o.layers, (long long)o.batch, o.mean_length ? "random" : "full",
-               o.repeat);
+        printf("# store_bench: %d rank(s), writer %s, %lld examples, T=%d H=%d heads=%d "
+               "hidden layers 00..%02d, attention layers 01..%02d, batch %lld, lengths %s, "
+               "%d repeats (median), raw peer %s\n", c.size,
+               o.writer == STORE_WRITER_MPIIO ? "mpiio" : o.writer == STORE_WRITER_ONE_WRITER
+                                                              ? "one" : "auto",
+               (long long)o.examples, o.seq, o.hidden, o.heads, o.layers, o.layers,
+               (long long)o.batch, o.mean_length ? "random" : "full", o.repeat,
+               o.raw_overlap ? "with writeback per block" : "fdatasync at the end");
     static const enum h5_prec all[3] = {H5_PREC_F32, H5_PREC_F16, H5_PREC_BF16};
     struct store_size sizes[3];
     int have[3] = {0};
@@ -392,8 +417,8 @@ int main(int argc, char **argv)
             }
             comm_barrier(&c);
             int j = k < 0 ? 50 : k;
-            rw[j] = raw_bytes / raw_write(&c, raw_path, raw_bytes, block) / 1e9;
-            tw[j] = store_write(&c, store_path, &s, &bb, o.batch);
+            rw[j] = raw_bytes / raw_write(&c, raw_path, raw_bytes, block, o.raw_overlap) / 1e9;
+            tw[j] = store_write(&c, store_path, &s, &bb, o.batch, o.writer);
             bytes = file_size(store_path);
             tw[j] = bytes / tw[j] / 1e9;
             rr[j] = raw_bytes / raw_read(&c, raw_path, raw_bytes, block) / 1e9;

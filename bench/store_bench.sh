@@ -1,6 +1,7 @@
 #!/bin/sh
 # store_bench.sh: teacher store throughput at 1 and 2 ranks against the raw
-# disk in the same run (see bench/store_bench.c). Run from a build tree:
+# disk in the same run (see bench/store_bench.c), then fp32 at 2 ranks
+# through parallel HDF5 for comparison. Run from a build tree:
 #   make bench/store_bench && sh $srcdir/bench/store_bench.sh [DIR] [extra options]
 # DIR (default: a new directory under the current one) must be on the disk
 # to be measured. Results go to stdout; docs/store-performance.md records
@@ -29,5 +30,9 @@ avail=$(awk '/MemAvailable/ {print int($2 / 1024 * 0.7)}' /proc/meminfo)
 for np in 1 2; do
     "$mpiexec" $extra -n $np "$bench" --dir "$dir" --prefault-mb "${avail:-0}" "$@"
 done
+# for comparison, the path ranks on several nodes take (parallel HDF5,
+# every chunk written as zeros first), fp32 only
+"$mpiexec" $extra -n 2 "$bench" --dir "$dir" --prefault-mb "${avail:-0}" --writer mpiio \
+    --precisions fp32 "$@"
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 rmdir "$dir" 2>/dev/null || true

@@ -61,6 +61,18 @@ int store__check_prov(const char *path, const struct store_prov_text *t,
 
 /* ---- writer state (teacher_store_write.c, teacher_store_batch.c) ---- */
 
+/* How the file is written. Parallel HDF5 1.10 allocates every chunk of a
+ * filtered dataset at creation and writes it once as zeros (a checksummed
+ * chunk must be valid), so an MPI-IO store costs twice its size in writes;
+ * a serial (sec2) file allocates each chunk when it is first written and
+ * skips that pass. */
+enum store_io {
+    STORE_IO_SERIAL = 0, /* one rank: a serial file */
+    STORE_IO_GATHER,     /* one node: rank 0 holds a serial file and writes
+                          * what the others send it */
+    STORE_IO_MPIIO       /* several nodes: parallel HDF5, collective writes */
+};
+
 /* Examples a rank has accepted but not yet written, in file precision.
  * Writes are cut at chunk boundaries so that every chunk is written whole,
  * once (a partly written chunk costs HDF5 a read, a checksum check and a
@@ -71,6 +83,7 @@ struct store_pending {
     size_t cap;
     hsize_t u0, u1;     /* file units held: rows, or elements when ragged */
     hsize_t chunk;      /* units per chunk */
+    hsize_t total;      /* units in the dataset */
     size_t unit_bytes;  /* bytes per unit in the file */
     haddr_t *addr;      /* (nchunks) file offset of every chunk, or NULL */
     hsize_t nchunks;
@@ -84,8 +97,13 @@ struct store_writer {
     struct store_spec spec; /* lengths points to our copy */
     int32_t *lengths;       /* (N) */
     int64_t *offsets;       /* (N+1) attention element offsets, or NULL */
+    enum store_io io;
+    int holds_file;         /* this rank has the HDF5 file open (all ranks
+                             * for MPI-IO, rank 0 otherwise) */
+    int direct;             /* serial file without deflate: whole chunks go
+                             * out through H5Dwrite_chunk with our checksum */
     hid_t file;
-    hid_t dxpl;             /* collective transfer */
+    hid_t dxpl;             /* collective transfer (MPI-IO), else default */
     struct store_dset *d;   /* datasets in canonical order */
     int nd;
     uint8_t *written;       /* (N) 1 where this rank wrote the example */
@@ -94,6 +112,10 @@ struct store_writer {
     int sync_fd;            /* read-only descriptor of tmp for writeback hints */
     void *stage;            /* conversion / packing buffer */
     size_t stage_cap;
+    char *chunk_buf;        /* one chunk + checksum for direct writes */
+    size_t chunk_cap;
+    char *recv;             /* gather: a partial chunk from another rank */
+    size_t recv_cap;
 };
 
 /* Makes a local result collective: if any rank failed, every rank returns

@@ -1,11 +1,12 @@
 /* teacher_store_write.c: the collective writer of the teacher store (io
- * layer). Sequence (STYLE 12): MPI-IO file access with collective metadata
- * -> collective create of "<path>.tmp.<pid of rank 0>" -> groups,
- * attributes and chunked datasets (Fletcher32, optional shuffle+deflate)
- * -> per batch, every rank selects its hyperslab and all write with a
- * collective transfer -> coverage check, collective close, rank 0 fsyncs and
- * renames. Every rank calls every function the same number of times; local
- * failures are agreed so that no rank is left waiting in a collective. */
+ * layer): create, finish, abort. Sequence (STYLE 12): file access -> create
+ * "<path>.tmp.<pid of rank 0>" -> groups, attributes and chunked datasets
+ * (Fletcher32, optional shuffle+deflate) -> batches (teacher_store_batch.c)
+ * -> coverage check, close, rank 0 fsyncs and renames. Who holds the file
+ * depends on enum store_io: every rank with MPI-IO (collective metadata and
+ * transfers), rank 0 alone with a serial file. Every rank calls every
+ * function the same number of times; local failures are agreed so that no
+ * rank is left waiting in a collective. */
 #include "teacher_store_int.h"
 
 #include <errno.h>
@@ -73,6 +74,8 @@ static void writer_free(struct store_writer *w)
     free(w->offsets);
     free(w->written);
     free(w->stage);
+    free(w->chunk_buf);
+    free(w->recv);
     free(w);
 }
 
@@ -92,12 +95,13 @@ done:
 
 /* Chunked along N (or along elements when ragged), Fletcher32 always, fill
  * time never: every example is written (store_finish checks). Parallel
- * HDF5 1.10 allocates every chunk at creation and, because a filtered
- * chunk must hold valid filtered bytes, still writes each one once as
- * zeros with their checksum; the batches then overwrite those pages in the
- * page cache (docs/store-performance.md has the cost). */
+ * HDF5 1.10 allocates every chunk at creation (early is forced with
+ * MPI-IO) and, because a filtered chunk must hold valid filtered bytes,
+ * writes each one once as zeros with its checksum, whatever the fill
+ * settings; a serial file allocates a chunk when it is first written
+ * (incremental), so each byte is written once (docs/store-performance.md). */
 static hid_t make_dcpl(const struct store_spec *s, int rank, const hsize_t *chunk,
-                       const char *name, struct kd_err *err)
+                       int early, const char *name, struct kd_err *err)
 {
     hid_t dcpl = H5I_INVALID_HID, out = H5I_INVALID_HID;
     H5_CHECK(err, dcpl = H5Pcreate(H5P_DATASET_CREATE), "%s: creation list", name);
@@ -108,7 +112,8 @@ static hid_t make_dcpl(const struct store_spec *s, int rank, const hsize_t *chun
     }
     H5_CHECK(err, H5Pset_fletcher32(dcpl), "%s: Fletcher32", name);
     H5_CHECK(err, H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER), "%s: fill time", name);
-    H5_CHECK(err, H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY), "%s: allocation", name);
+    H5_CHECK(err, H5Pset_alloc_time(dcpl, early ? H5D_ALLOC_TIME_EARLY : H5D_ALLOC_TIME_INCR),
+             "%s: allocation", name);
     out = dcpl;
     dcpl = H5I_INVALID_HID;
 done:
@@ -116,9 +121,9 @@ done:
     return out;
 }
 
-/* Where every chunk of d lives in the file (allocated at create, fixed
- * size without compression), so that finished chunks can be handed to the
- * kernel for writeback while the teacher keeps computing. The lookups are
+/* MPI-IO: where every chunk of d lives in the file (allocated at create,
+ * fixed size without compression), so that finished chunks can be handed to
+ * the kernel for writeback while the teacher keeps computing. The lookups are
  * the same on every rank (collective metadata reads); if one fails the
  * table is dropped, which only loses the hint. */
 static void chunk_addresses(const struct store_dset *d, hsize_t units,
@@ -143,13 +148,11 @@ static void chunk_addresses(const struct store_dset *d, hsize_t units,
     }
 }
 
-static int create_dset(struct store_writer *w, struct store_dset *d,
-                       struct store_pending *pend, struct kd_err *err)
+/* Shape and chunking of d; every rank knows them, whoever holds the file. */
+static void dset_dims(const struct store_writer *w, const struct store_dset *d,
+                      hsize_t *dims, hsize_t *chunk)
 {
-    int rc = -1;
-    hid_t dcpl = H5I_INVALID_HID, space = H5I_INVALID_HID;
     const struct store_spec *s = &w->spec;
-    hsize_t dims[4], chunk[4];
     if (d->ragged) {
         dims[0] = (hsize_t)w->offsets[s->n_examples];
         chunk[0] = store__chunk_elems(d->esize, dims[0]);
@@ -159,9 +162,27 @@ static int create_dset(struct store_writer *w, struct store_dset *d,
         for (int i = 1; i < d->rank; i++)
             dims[i] = chunk[i] = d->row[i - 1];
     }
+}
+
+static void plan_pending(const struct store_writer *w, const struct store_dset *d,
+                         struct store_pending *pend)
+{
+    hsize_t dims[4], chunk[4];
+    dset_dims(w, d, dims, chunk);
     pend->chunk = chunk[0];
+    pend->total = dims[0];
     pend->unit_bytes = d->ragged ? d->esize : d->row_elems * d->esize;
-    if ((dcpl = make_dcpl(s, d->rank, chunk, d->name, err)) < 0)
+}
+
+static int create_dset(struct store_writer *w, struct store_dset *d,
+                       struct store_pending *pend, struct kd_err *err)
+{
+    int rc = -1;
+    hid_t dcpl = H5I_INVALID_HID, space = H5I_INVALID_HID;
+    const struct store_spec *s = &w->spec;
+    hsize_t dims[4], chunk[4];
+    dset_dims(w, d, dims, chunk);
+    if ((dcpl = make_dcpl(s, d->rank, chunk, w->io == STORE_IO_MPIIO, d->name, err)) < 0)
         goto done;
     H5_CHECK(err, space = H5Screate_simple(d->rank, dims, NULL), "%s: space", d->name);
     H5_CHECK(err, d->id = H5Dcreate2(w->file, d->name, d->type, space, H5P_DEFAULT, dcpl,
@@ -174,7 +195,7 @@ static int create_dset(struct store_writer *w, struct store_dset *d,
         h5_attr_write_str(d->id, "task", s->labels_float ? "regression" : "classification",
                           err) < 0)
         goto done;
-    if (s->deflate == 0)
+    if (w->io == STORE_IO_MPIIO && s->deflate == 0)
         chunk_addresses(d, dims[0], pend);
     rc = 0;
 done:
@@ -183,8 +204,8 @@ done:
     return rc;
 }
 
-/* A 1-D dataset written whole by rank 0 (the others select nothing):
- * lengths and attention offsets, known at create time. */
+/* A 1-D dataset written whole by rank 0 (with MPI-IO the others select
+ * nothing): lengths and attention offsets, known at create time. */
 static int write_index(struct store_writer *w, hid_t ds, hid_t mtype, hsize_t n,
                        const void *buf, const char *name, struct kd_err *err)
 {
@@ -214,7 +235,7 @@ static int create_offsets(struct store_writer *w, struct kd_err *err)
     const char *name = "/attention/offsets";
     hsize_t n = (hsize_t)w->spec.n_examples + 1;
     hsize_t chunk = store__chunk_rows(8, (int64_t)n);
-    if ((dcpl = make_dcpl(&w->spec, 1, &chunk, name, err)) < 0)
+    if ((dcpl = make_dcpl(&w->spec, 1, &chunk, w->io == STORE_IO_MPIIO, name, err)) < 0)
         goto done;
     H5_CHECK(err, space = H5Screate_simple(1, &n, NULL), "%s: space", name);
     H5_CHECK(err, ds = H5Dcreate2(w->file, name, H5T_STD_I64LE, space, H5P_DEFAULT, dcpl,
@@ -227,19 +248,40 @@ done:
     return rc;
 }
 
-/* Everything of store_create that talks to HDF5. */
+/* Everything of store_create that talks to HDF5 (the ranks that hold the
+ * file); the others only plan the datasets. */
 static int create_file(struct store_writer *w, const struct store_provenance *prov,
                        const char *created, struct kd_err *err)
 {
     int rc = -1;
     hid_t fapl = H5I_INVALID_HID;
     const struct store_spec *s = &w->spec;
-    if ((fapl = h5_fapl_mpio(w->comm.world, 1, err)) < 0)
+    if ((w->nd = store__dsets_plan(s, &w->d, err)) < 0) {
+        w->nd = 0;
         goto done;
+    }
+    w->pend = kd_calloc((size_t)w->nd, sizeof *w->pend);
+    w->npend = w->nd;
+    for (int i = 0; i < w->nd; i++)
+        plan_pending(w, &w->d[i], &w->pend[i]);
+    if (!w->holds_file) {
+        rc = 0;
+        goto done;
+    }
+    if (w->io == STORE_IO_MPIIO) {
+        if ((fapl = h5_fapl_mpio(w->comm.world, 1, err)) < 0)
+            goto done;
+    } else if ((fapl = h5_fapl_serial(err)) < 0) {
+        goto done;
+    }
     H5_CHECK(err, w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl),
              "temporary file %s", w->tmp);
-    if ((w->dxpl = h5_dxpl_collective(err)) < 0)
-        goto done;
+    if (w->io == STORE_IO_MPIIO) {
+        if ((w->dxpl = h5_dxpl_collective(err)) < 0)
+            goto done;
+    } else {
+        H5_CHECK(err, w->dxpl = H5Pcreate(H5P_DATASET_XFER), "transfer list");
+    }
     static const struct {
         const char *name;
         uint32_t bits;
@@ -258,12 +300,6 @@ static int create_file(struct store_writer *w, const struct store_provenance *pr
                 goto done;
     if (store__write_attrs(w->file, s, prov, created, err) < 0)
         goto done;
-    if ((w->nd = store__dsets_plan(s, &w->d, err)) < 0) {
-        w->nd = 0;
-        goto done;
-    }
-    w->pend = kd_calloc((size_t)w->nd, sizeof *w->pend);
-    w->npend = w->nd;
     for (int i = 0; i < w->nd; i++)
         if (create_dset(w, &w->d[i], &w->pend[i], err) < 0)
             goto done;
@@ -297,15 +333,49 @@ static int check_provenance(const struct store_provenance *p, struct kd_err *err
     return 0;
 }
 
+/* 1 if every rank of c runs on one node (shares memory with rank 0). */
+static int one_node(const struct comm *c)
+{
+    MPI_Comm node;
+    int n = 0;
+    MPI_CHECK(MPI_Comm_split_type(c->world, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
+    MPI_CHECK(MPI_Comm_size(node, &n));
+    MPI_CHECK(MPI_Comm_free(&node));
+    /* the same answer everywhere, even if the node groups differ in size */
+    return comm_agree_max(c, n != c->size) == 0;
+}
+
+static enum store_io choose_io(const struct comm *c, enum store_writer_io want)
+{
+    if (want == STORE_WRITER_MPIIO)
+        return STORE_IO_MPIIO;
+    if (c->size == 1)
+        return STORE_IO_SERIAL;
+    /* Across nodes one writer would funnel every byte through one network
+     * link and one client; parallel HDF5 pays the zero pass instead. */
+    if (want == STORE_WRITER_ONE_WRITER || one_node(c))
+        return STORE_IO_GATHER;
+    return STORE_IO_MPIIO;
+}
+
 int store_create(store_writer_t **out, const char *path, const struct comm *comm,
                  const struct store_spec *spec, const struct store_provenance *prov,
                  struct kd_err *err)
+{
+    return store_create_io(out, path, comm, spec, prov, STORE_WRITER_AUTO, err);
+}
+
+int store_create_io(store_writer_t **out, const char *path, const struct comm *comm,
+                    const struct store_spec *spec, const struct store_provenance *prov,
+                    enum store_writer_io io, struct kd_err *err)
 {
     *out = NULL;
     h5_init();
     int rc = store_spec_check(spec, err);
     if (rc == 0)
         rc = check_provenance(prov, err);
+    if (rc == 0 && (io < STORE_WRITER_AUTO || io > STORE_WRITER_MPIIO))
+        rc = kd_errf(err, "store writer: expected AUTO, ONE_WRITER or MPIIO, got %d", (int)io);
     if (rc < 0)
         kd_err_prefix(err, "%s", path);
     if (store__agree(comm, rc, err) < 0)
@@ -313,6 +383,9 @@ int store_create(store_writer_t **out, const char *path, const struct comm *comm
 
     struct store_writer *w = kd_calloc(1, sizeof *w);
     w->comm = *comm;
+    w->io = choose_io(comm, io);
+    w->holds_file = w->io == STORE_IO_MPIIO || comm->rank == 0;
+    w->direct = w->io != STORE_IO_MPIIO && spec->deflate == 0;
     w->sync_fd = -1;
     w->file = w->dxpl = H5I_INVALID_HID;
     w->spec = *spec;
@@ -357,7 +430,8 @@ int store_create(store_writer_t **out, const char *path, const struct comm *comm
         writer_free(w);
         return -1;
     }
-    w->sync_fd = open(w->tmp, O_RDONLY); /* only for writeback hints */
+    if (w->holds_file)
+        w->sync_fd = open(w->tmp, O_RDONLY); /* only for writeback hints */
     *out = w;
     return 0;
 }

@@ -1,5 +1,7 @@
 /* p_store.c: the teacher store written by every rank of the job (each its
- * layout_shard, in batches, with collective transfers), then read back
+ * layout_shard, in batches; on one node through rank 0 as the one writer,
+ * and once more through parallel HDF5 with collective transfers), then
+ * read back
  * (a) collectively, each rank checking its own epoch shard of a shuffled
  * order, and (b) by rank 0 alone, checking every dataset. Rank 0 prints
  * TAP and writes one digest line per store (and one for the epoch order)
@@ -21,6 +23,8 @@ struct p_case {
     enum h5_prec prec;
     enum store_tokens tokens;
     int labels_float;
+    int deflate;
+    enum store_writer_io io;
 };
 
 /* Every rank reads the examples of its epoch shard one by one (in the
@@ -73,11 +77,16 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *dir = argv[1];
+    /* fp32_mpiio holds what fp32 holds, written the other way; fp16_deflate
+     * takes the one writer's path without direct chunk writes */
     const struct p_case cases[] = {
-        {"fp32", H5_PREC_F32, STORE_TOKENS_ALL, 0},
-        {"fp16", H5_PREC_F16, STORE_TOKENS_ALL, 1},
-        {"bf16_cls", H5_PREC_BF16, STORE_TOKENS_CLS, 0},
+        {"fp32", H5_PREC_F32, STORE_TOKENS_ALL, 0, 0, STORE_WRITER_AUTO},
+        {"fp16", H5_PREC_F16, STORE_TOKENS_ALL, 1, 0, STORE_WRITER_AUTO},
+        {"bf16_cls", H5_PREC_BF16, STORE_TOKENS_CLS, 0, 0, STORE_WRITER_AUTO},
+        {"fp32_mpiio", H5_PREC_F32, STORE_TOKENS_ALL, 0, 0, STORE_WRITER_MPIIO},
+        {"fp16_deflate", H5_PREC_F16, STORE_TOKENS_ALL, 1, 1, STORE_WRITER_ONE_WRITER},
     };
+    uint64_t digest_of[sizeof cases / sizeof cases[0]] = {0};
     enum { N = 301 };
     int32_t lengths[N];
     FILE *digests = NULL;
@@ -95,9 +104,10 @@ int main(int argc, char **argv)
         struct kd_err err = {""};
         fx_spec_full(&s, lengths, N, 24, pc->prec, pc->tokens, pc->labels_float);
         s.hidden_size = 48;
+        s.deflate = pc->deflate;
         snprintf(path, sizeof path, "%s/store_%s.h5", dir, pc->name);
 
-        int rc = fx_write(path, &c, &s, 5, &err);
+        int rc = fx_write_io(path, &c, &s, 5, pc->io, &err);
         if (c.rank == 0 && !ok(rc == 0, "%s: written by %d rank(s) in batches of 5", pc->name,
                                c.size))
             diag("%s", err.msg);
@@ -134,7 +144,16 @@ int main(int argc, char **argv)
                 diag("%s", why);
             fails += nbad != 0;
             fprintf(digests, "%s %016llx\n", pc->name, (unsigned long long)digest);
+            digest_of[k] = digest;
         }
+    }
+    if (c.rank == 0) {
+        int same = digest_of[0] != 0 && digest_of[0] == digest_of[3];
+        if (!ok(same, "fp32 through parallel HDF5 reads back the same as through %s",
+                c.size == 1 ? "a serial file" : "one writer"))
+            diag("digests %016llx and %016llx", (unsigned long long)digest_of[0],
+                 (unsigned long long)digest_of[3]);
+        fails += !same;
     }
     if (c.rank == 0) {
         /* the epoch order itself, to compare across rank counts */

@@ -1,9 +1,10 @@
 #!/bin/sh
 # store_mpi.sh: the teacher store written and read by 1, 2 and 4 ranks
 # (oversubscribed, root-safe, each launch under a timeout), modelled on
-# tests/mpi/mpi_tests.sh. Checks that every rank count gives identical
-# dataset contents (digests of everything read back, and h5diff of the
-# files when h5diff is installed), and that writers which never finish
+# tests/mpi/mpi_tests.sh. Checks that every rank count and both writer
+# paths (one writer, parallel HDF5) give identical dataset contents
+# (digests of everything read back, and h5diff of the files when h5diff is
+# installed), and that writers which never finish
 # (a rank killed, ranks exiting, store_abort, an incomplete store) leave no
 # file at the final path. TAP output; a failing point prints the command to
 # re-run. Skips when configure found no launcher.
@@ -19,11 +20,23 @@ for np in 1 2 4; do
     point "$(t $rc -eq 0)" "p_store on $np rank(s): write, parallel and serial read back (exit $rc in ${secs}s)"
 done
 
+# the two writer paths, same rank count: one writer (or a serial file) and
+# parallel HDF5 store the same contents
+for np in 1 2 4; do
+    if [ -z "$h5diff" ]; then
+        n=$((n + 1)); echo "ok $n # SKIP h5diff not installed"
+        continue
+    fi
+    cmd="$h5diff -r $tmp/np$np/store_fp32.h5 $tmp/np$np/store_fp32_mpiio.h5"
+    $cmd >"$tmp/out" 2>"$tmp/err"
+    point "$(t $? -eq 0)" "h5diff on $np rank(s): store_fp32.h5 (one writer) = store_fp32_mpiio.h5 (parallel HDF5)"
+done
+
 for np in 2 4; do
     cmd="diff $tmp/np1/digests.txt $tmp/np$np/digests.txt"
     $cmd >"$tmp/out" 2>"$tmp/err"
     point "$(t $? -eq 0)" "digests of every dataset and of the epoch order: $np ranks = 1 rank"
-    for s in fp32 fp16 bf16_cls; do
+    for s in fp32 fp16 bf16_cls fp32_mpiio fp16_deflate; do
         if [ -z "$h5diff" ]; then
             n=$((n + 1)); echo "ok $n # SKIP h5diff not installed"
             continue

@@ -215,8 +215,14 @@ void fx_expected(const struct store_spec *s, enum store_ds ds, int layer, int64_
 int fx_write(const char *path, const struct comm *c, const struct store_spec *s,
              int64_t batch, struct kd_err *err)
 {
+    return fx_write_io(path, c, s, batch, STORE_WRITER_AUTO, err);
+}
+
+int fx_write_io(const char *path, const struct comm *c, const struct store_spec *s,
+                int64_t batch, enum store_writer_io io, struct kd_err *err)
+{
     store_writer_t *w = NULL;
-    if (store_create(&w, path, c, s, &fx_prov, err) < 0)
+    if (store_create_io(&w, path, c, s, &fx_prov, io, err) < 0)
         return -1;
     long long b, e, rounds = 0;
     for (int r = 0; r < c->size; r++) { /* the largest shard sets the rounds */

@@ -47,6 +47,9 @@ void fx_expected(const struct store_spec *s, enum store_ds ds, int layer, int64_
  * with count 0). Returns store_finish's verdict. */
 int fx_write(const char *path, const struct comm *c, const struct store_spec *s,
              int64_t batch, struct kd_err *err);
+/* The same through a chosen writer path (store_create_io). */
+int fx_write_io(const char *path, const struct comm *c, const struct store_spec *s,
+                int64_t batch, enum store_writer_io io, struct kd_err *err);
 
 /* Reads examples [first, first + count) of every dataset of the store back
  * and compares with fx_expected: fp32 and integers exactly, fp16 within a

@@ -166,6 +166,23 @@ int store_plan_size(const struct store_spec *s, struct store_size *out,
 int store_create(store_writer_t **out, const char *path, const struct comm *comm,
                  const struct store_spec *spec, const struct store_provenance *prov,
                  struct kd_err *err);
+/* How the file gets written; the contents are the same either way.
+ * AUTO: one rank writes a serial (sec2) file; several ranks on one node
+ * send their finished chunks to rank 0, which writes a serial file; ranks
+ * on several nodes write with parallel HDF5 (MPI-IO, collective
+ * transfers). A serial file allocates chunks as they are written, where
+ * parallel HDF5 1.10 first writes every filtered chunk as zeros
+ * (docs/store-performance.md). ONE_WRITER and MPIIO force a path (tests
+ * compare them). */
+enum store_writer_io {
+    STORE_WRITER_AUTO = 0,
+    STORE_WRITER_ONE_WRITER = 1,
+    STORE_WRITER_MPIIO = 2
+};
+/* store_create with the path chosen by `io` (store_create: AUTO). */
+int store_create_io(store_writer_t **out, const char *path, const struct comm *comm,
+                    const struct store_spec *spec, const struct store_provenance *prov,
+                    enum store_writer_io io, struct kd_err *err);
 /* Takes this rank's batch; collective. Data are converted at once (the
  * caller may reuse its arrays on return); what fills whole chunks is
  * written now, the rest waits for this rank's next batch or store_finish,
