@@ -7,10 +7,17 @@
  *       --threads N --batch 8 [--seq 128] [--passes 5] [--warmup 2] \
  *       [--train-passes P] [--train-warmup W] [--modes infer,train,sgemm]
  *
- * Threads: the engine is single-threaded outside OpenBLAS, so the thread
- * count is OpenBLAS's. It is read from OPENBLAS_NUM_THREADS at library load;
- * when that disagrees with --threads the bench sets it through
- * openblas_set_num_threads (if the BLAS has it) and says so on stderr.
+ * Threads: --threads sets the engine's OpenMP team (omp_set_num_threads,
+ * and OMP_NUM_THREADS exported, before the first model is built, which
+ * fixes the kernels' thread budget) and OpenBLAS's count (read from
+ * OPENBLAS_NUM_THREADS at library load; when that disagrees the bench calls
+ * openblas_set_num_threads, if the BLAS has it, and says so on stderr).
+ * With one thread the engine is OpenBLAS on one thread; with more, the team
+ * runs everything, large products included, on single-threaded BLAS
+ * (include/kd/kernels/threads.h, gemm.h), and drops to one thread while it
+ * finds the machine contended: load_samples and contended_samples in the
+ * JSON count its checks so far in the process (the train line includes
+ * the infer mode's).
  *
  * Per mode, in this order and in one process:
  *   infer  model with opts.backward = 0 (no caches, gradients or optimizer),
@@ -19,7 +26,8 @@
  *          step = zero gradients, forward (train = 1, dropout 0.0 as the
  *          peer), cross-entropy, backward, global-norm clipping at 1.0,
  *          AdamW (lr 1e-5, PyTorch defaults), as the peer's step;
- *   sgemm  gemm() alone on the model's dense shapes at this batch.
+ *   sgemm  gemm() alone on the model's dense shapes at this batch (on
+ *          more than one thread: split over the team, as the model runs).
  * Each mode is warmed up, then timed pass by pass; the median is reported.
  * The sgemm rate is measured last so that its buffers do not enter the
  * peak RSS of the model modes (the inference model is freed before the
@@ -47,9 +55,14 @@
  * (bench/bench.mk), so the one BLAS call site of the engine, gemm() in
  * libkd.a, calls __wrap_cblas_sgemm below, which forwards to the BLAS and
  * adds the call's wall time to a counter: every product is timed without
- * touching the engine. A product with M
- * or K equal to B*T is a dense layer; anything else is attention (plus
- * the pooler and classifier, which are negligible). The JSON
+ * touching the engine. A product whose three sizes are all at most T is
+ * attention (T x T x HS and its transposes; HS <= T in every model here);
+ * anything else is dense: the layers' products, which the engine may split
+ * into row or column pieces over its threads, plus the pooler and
+ * classifier, which are negligible. Attention's products
+ * run concurrently on the team's threads; a call made inside a parallel
+ * region adds its time divided by the team size, so the counter stays an
+ * estimate of wall time (exact when the threads are evenly loaded). The JSON
  * reports per-pass medians of gemm_dense_s, gemm_attn_s and the rest
  * (other_s), and for training the phases of the step.
  *
@@ -63,6 +76,7 @@
 #include "kd/core/error.h"
 #include "kd/core/log.h"
 #include "kd/kernels/gemm.h"
+#include "kd/kernels/threads.h"
 #include "kd/model/bert.h"
 #include "kd/model/hf_config.h"
 #include "kd/model/optim.h"
@@ -96,7 +110,7 @@ void __wrap_cblas_sgemm(const enum CBLAS_ORDER order, const enum CBLAS_TRANSPOSE
                         const blasint K, const float alpha, const float *A, const blasint lda,
                         const float *B, const blasint ldb, const float beta, float *C,
                         const blasint ldc);
-static int64_t g_dense_rows;      /* B*T of the running batch: marks dense products */
+static int64_t g_seq;             /* T of the running batch: bounds attention's products */
 static double g_gemm_dense_s, g_gemm_attn_s;
 static int64_t g_gemm_calls;
 
@@ -108,11 +122,16 @@ void __wrap_cblas_sgemm(const enum CBLAS_ORDER order, const enum CBLAS_TRANSPOSE
 {
     const double t0 = now();
     __real_cblas_sgemm(order, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    const double dt = now() - t0;
-    if (M == g_dense_rows || K == g_dense_rows)
-        g_gemm_dense_s += dt;
-    else
+    /* concurrent calls (attention's team) share the wall time */
+    const double dt = (now() - t0) / (double)threads_count();
+    if (M <= g_seq && N <= g_seq && K <= g_seq) {
+        KD_OMP(atomic)
         g_gemm_attn_s += dt;
+    } else {
+        KD_OMP(atomic)
+        g_gemm_dense_s += dt;
+    }
+    KD_OMP(atomic)
     g_gemm_calls++;
 }
 
@@ -247,7 +266,7 @@ static void run_infer(const struct bench *b, int warmup, int passes, struct run 
     r->bound_mib = mib(bert_memory_bound(&b->cfg, &o).total);
     struct bert_model m;
     build_model(&m, b, 0);
-    g_dense_rows = b->B * b->T;
+    g_seq = b->T;
     double *t = calloc((size_t)passes, sizeof *t), *gd = calloc((size_t)passes, sizeof *gd),
            *ga = calloc((size_t)passes, sizeof *ga);
     for (int i = -warmup; i < passes; i++) {
@@ -291,7 +310,7 @@ static void run_train(const struct bench *b, int warmup, int passes, struct run 
         fprintf(stderr, "engine_bench: optim_init: %s\n", err.msg);
         exit(2);
     }
-    g_dense_rows = b->B * b->T;
+    g_seq = b->T;
     enum { PH_ZERO, PH_FWD, PH_LOSS, PH_BWD, PH_CLIP, PH_ADAM, PH_N };
     double *t = calloc((size_t)passes, sizeof *t), *gd = calloc((size_t)passes, sizeof *gd),
            *ga = calloc((size_t)passes, sizeof *ga), *ph[PH_N];
@@ -397,7 +416,7 @@ static void run_sgemm(const struct bench *b, double *fwd_rate, double *all_rate,
         a[i] = (float)((double)(rng_next(&st) >> 11) * 0x1.0p-53 - 0.5);
         bm[i] = (float)((double)(rng_next(&st) >> 11) * 0x1.0p-53 - 0.5);
     }
-    g_dense_rows = BT;
+    g_seq = 0; /* every product of this mode is dense */
     double fl_f = 0, t_f = 0, fl_a = 0, t_a = 0;
     size_t off = 0;
     detail[0] = 0;
@@ -432,6 +451,18 @@ static void usage(void)
 
 static void set_threads(int threads)
 {
+#ifdef _OPENMP
+    /* before anything sizes a model: this is the kernels' budget */
+    char n[16];
+    snprintf(n, sizeof n, "%d", threads);
+    setenv("OMP_NUM_THREADS", n, 1);
+    omp_set_num_threads(threads);
+    if (threads_max() != threads) {
+        fprintf(stderr, "engine_bench: the kernels' thread budget is %d, not %d\n",
+                threads_max(), threads);
+        exit(2);
+    }
+#endif
     const char *env = getenv("OPENBLAS_NUM_THREADS");
     if (env && atoi(env) == threads)
         return;
@@ -536,6 +567,9 @@ int main(int argc, char **argv)
                tokens / r->median_s, r->passes, r->gflop, gfs);
         if (want_sgemm)
             printf(", \"sgemm_gflop_s\": %.2f, \"share\": %.4f", sg, gfs / sg);
+        long samples, contended;
+        threads_contention_stats(&samples, &contended);
+        printf(", \"load_samples\": %ld, \"contended_samples\": %ld", samples, contended);
         printf(", \"rss_mib\": %.1f, \"rss_base_mib\": %.1f, \"bound_mib\": %.1f, "
                "\"rss_ratio\": %.3f, \"gemm_dense_s\": %.6f, \"gemm_attn_s\": %.6f, "
                "\"other_s\": %.6f",

@@ -21,7 +21,10 @@
 #
 # Method (docs/performance.md): for each round, model, thread count and
 # batch, the four systems run back to back, each in its own process with
-# OPENBLAS_NUM_THREADS = OMP_NUM_THREADS = MKL_NUM_THREADS = threads; odd
+# OPENBLAS_NUM_THREADS = OMP_NUM_THREADS = MKL_NUM_THREADS = threads (the
+# engine's own OpenMP team and its BLAS follow them; on a busy machine it
+# drops to one thread while it finds itself contended, which the notes
+# under the tables report; OMP_WAIT_POLICY is left as the caller has it); odd
 # rounds run them in the order engine, torch 1.13, torch 2.x, ONNX Runtime,
 # even rounds in the reverse order. Each process reports the median of its
 # timed passes; the table shows the median over rounds. BERT-base runs
@@ -131,6 +134,12 @@ for k in configs:
 sg = [r for r in rows if r["mode"] == "sgemm"]
 if sg:
     print("\nBLAS: %s" % sg[0].get("blas", "?"))
+for r in rows:
+    if r.get("contended_samples", 0) > 0 and r["mode"] == "train":
+        notes.append("kd_hpc %s thr %d batch %d round %d: the engine found the machine contended "
+                     "in %d of %d load samples and ran those stretches on one thread"
+                     % (r["model"], r["threads"], r["batch"], r["round"],
+                        r["contended_samples"], r["load_samples"]))
 for r in rows:
     if r.get("others_pct", 0) > 10 and r["mode"] != "sgemm":
         notes.append("%s %s %s thr %d batch %d round %d: other processes took %d%% of a core"

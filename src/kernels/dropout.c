@@ -5,16 +5,25 @@
  * Inverted dropout (Srivastava et al. 2014, as torch.nn.Dropout): kept
  * elements are scaled by 1/(1-p) at training time so that the expectation
  * of every element is unchanged and inference needs no rescaling. The
- * comparison is on the raw 32-bit word, so P(keep) = 1 - p up to 2^-32. */
+ * comparison is on the raw 32-bit word, so P(keep) = 1 - p up to 2^-32.
+ *
+ * Threads (threads.h): the mask of element i depends only on first + i, so
+ * the elements are split over the team in whole chunks, each thread drawing
+ * the bits of its own range. */
 #include "kd/kernels/dropout.h"
 #include "kd/core/error.h"
 #include "kd/core/rng.h"
+#include "kd/kernels/threads.h"
 #include "kd/kernels/vecmath.h"
 
 #include <string.h>
 
 /* Elements per RNG chunk: 4 KiB of bits, stays in L1 with its data. */
 #define DROPOUT_CHUNK 1024
+
+/* Elements per thread below which the work stays on one thread (Philox
+ * costs about a nanosecond per element). */
+#define DROPOUT_GRAIN 16384
 
 /* Keep iff bits >= threshold; P(keep) = 1 - threshold / 2^32. Rounded to
  * the nearest integer and clamped so that p close to 1 cannot wrap to 0
@@ -77,7 +86,7 @@ static void apply_chunk_inplace(float *restrict x, const uint32_t *restrict bits
 }
 
 /* Runs `mode` over N elements in chunks, drawing the mask bits for each. */
-static void run(float *out, const float *x, struct dropout_spec d, int64_t N, int mode)
+static void run_range(float *out, const float *x, struct dropout_spec d, int64_t N, int mode)
 {
     const uint32_t thr = keep_threshold(d.p);
     const float scale = 1.0f / (1.0f - d.p);
@@ -95,6 +104,23 @@ static void run(float *out, const float *x, struct dropout_spec d, int64_t N, in
             apply_chunk(out + i, x + i, bits, thr, scale, n, 1);
         else
             apply_chunk(out + i, NULL, bits, thr, scale, n, 2);
+    }
+}
+
+/* run_range over the team: thread pieces are whole DROPOUT_CHUNKs, so the
+ * chunks (and their KD_VL blocks) are those of the serial loop. */
+static void run(float *out, const float *x, struct dropout_spec d, int64_t N, int mode)
+{
+    const int nt = threads_team(N, DROPOUT_GRAIN);
+    KD_OMP_TEAM(nt, parallel)
+    {
+        int64_t lo, hi;
+        threads_split(N, threads_count(), threads_id(), DROPOUT_CHUNK, &lo, &hi);
+        if (hi > lo) {
+            struct dropout_spec dl = d;
+            dl.first += (uint64_t)lo;
+            run_range(out + lo, x ? x + lo : NULL, dl, hi - lo, mode);
+        }
     }
 }
 

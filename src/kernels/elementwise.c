@@ -1,10 +1,16 @@
 /* elementwise.c: tanh and residual add, forward and backward (kernels
  * layer). tanh runs on (B,C) pooler inputs only, so libm's tanhf per element
- * is fine; the residual add is on (B,T,C) and is vectorised. */
+ * is fine and it stays serial; the residual add is on (B,T,C), vectorised
+ * and split over the team (threads.h) in KD_VL-aligned pieces. */
 #include "kd/kernels/elementwise.h"
+#include "kd/kernels/threads.h"
 #include "kd/kernels/vecmath.h"
 
 #include <math.h>
+
+/* Elements per thread below which an add stays on one thread: an add is
+ * memory-bound, ~0.1 ns per element. */
+#define ADD_GRAIN 32768
 
 void tanh_forward(float *out, const float *inp, int64_t N)
 {
@@ -31,7 +37,8 @@ static void add3(float *restrict out, const float *restrict a, const float *rest
         out[i] = a[i] + b[i];
 }
 
-void residual_forward(float *out, const float *a, const float *b, int64_t N)
+/* residual_forward on elements [0, N) of its operands */
+static void residual_range(float *out, const float *a, const float *b, int64_t N)
 {
     /* in-place forms go through the two-operand add so every loop keeps
      * restrict pointers (needed to vectorise at -O2) */
@@ -47,10 +54,28 @@ void residual_forward(float *out, const float *a, const float *b, int64_t N)
     }
 }
 
+void residual_forward(float *out, const float *a, const float *b, int64_t N)
+{
+    const int nt = threads_team(N, ADD_GRAIN);
+    KD_OMP_TEAM(nt, parallel)
+    {
+        int64_t lo, hi;
+        threads_split(N, threads_count(), threads_id(), KD_VL, &lo, &hi);
+        if (hi > lo)
+            residual_range(out + lo, a + lo, b + lo, hi - lo);
+    }
+}
+
 void residual_backward(float *da, float *db, const float *dout, int64_t N)
 {
-    if (da)
-        kd_add_inplace(da, dout, N);
-    if (db)
-        kd_add_inplace(db, dout, N);
+    const int nt = threads_team(N, ADD_GRAIN);
+    KD_OMP_TEAM(nt, parallel)
+    {
+        int64_t lo, hi;
+        threads_split(N, threads_count(), threads_id(), KD_VL, &lo, &hi);
+        if (da && hi > lo)
+            kd_add_inplace(da + lo, dout + lo, hi - lo);
+        if (db && hi > lo)
+            kd_add_inplace(db + lo, dout + lo, hi - lo);
+    }
 }

@@ -2,9 +2,21 @@
  * Rows are processed in KD_VL blocks so GCC vectorises them at -O2 (see
  * vecmath.h). The optional bias is a compile-time flag of an inlined row
  * function rather than a per-element test: a conditional load would stop
- * the vectoriser. */
+ * the vectoriser.
+ *
+ * Threads (threads.h): the forward and the backward without a bias split
+ * the rows. The backward with the fused bias splits the columns instead,
+ * so that each bias element is summed over rows by one thread in row
+ * order, as the serial loop sums it. */
 #include "kd/kernels/gelu.h"
+#include "kd/kernels/threads.h"
 #include "kd/kernels/vecmath.h"
+
+#include <stddef.h>
+
+/* Elements per thread below which the work stays on one thread (GELU costs
+ * a few ns per element, so this is ~10 us). */
+#define GELU_GRAIN 8192
 
 /* 1 / sqrt(2*pi) */
 #define INV_SQRT_2PI 0.398942280401432678f
@@ -63,6 +75,8 @@ void gelu_forward(float *out, float *pre, const float *inp, const float *bias,
 {
     /* row by row: the bias row stays in L1, and the four specialisations
      * below are chosen once per row rather than per element */
+    const int nt = threads_team(BT * F, GELU_GRAIN);
+    KD_OMP_TEAM(nt, parallel for schedule(static))
     for (int64_t r = 0; r < BT; r++) {
         float *o = out + r * F, *p = pre + r * F;
         const float *x = inp + r * F;
@@ -103,10 +117,23 @@ row_backward(float *restrict dinp, float *restrict dbias, const float *restrict 
 void gelu_backward(float *dinp, float *dbias, const float *dout, const float *pre,
                    int64_t BT, int64_t F)
 {
-    for (int64_t r = 0; r < BT; r++) {
-        if (dbias)
-            row_backward(dinp + r * F, dbias, dout + r * F, pre + r * F, F, 1);
-        else
-            row_backward(dinp + r * F, dbias, dout + r * F, pre + r * F, F, 0);
+    const int nt = threads_team(BT * F, GELU_GRAIN);
+    if (!dbias) {
+        KD_OMP_TEAM(nt, parallel for schedule(static))
+        for (int64_t r = 0; r < BT; r++)
+            row_backward(dinp + r * F, NULL, dout + r * F, pre + r * F, F, 0);
+        return;
+    }
+    /* columns [j0, j1) of every row, rows in order: the bias sum of each
+     * column is the serial one; j0 is a multiple of KD_VL, so the blocks
+     * and the tail are those of the whole row */
+    KD_OMP_TEAM(nt, parallel)
+    {
+        int64_t j0, j1;
+        threads_split(F, threads_count(), threads_id(), KD_VL, &j0, &j1);
+        if (j1 > j0)
+            for (int64_t r = 0; r < BT; r++)
+                row_backward(dinp + r * F + j0, dbias + j0, dout + r * F + j0,
+                             pre + r * F + j0, j1 - j0, 1);
     }
 }

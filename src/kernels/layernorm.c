@@ -4,12 +4,22 @@
  * with eps = 1e-12 the one-pass E[x^2] - E[x]^2 form would lose the
  * variance of rows with a large mean to cancellation (see row_moments).
  * Backward follows the standard closed form (see layernorm.h), one row at a
- * time so the row stays in L1 between its passes. */
+ * time so the row stays in L1 between its passes.
+ *
+ * Threads (threads.h): rows are independent, so the forward and the input
+ * gradient split the rows. The weight and bias gradients are sums over rows;
+ * with more than one thread they are computed in a second pass split by
+ * columns, each column summed in row order with the same expressions as
+ * the fused serial pass, so the result is the serial one bit for bit. */
 #include "kd/kernels/layernorm.h"
+#include "kd/kernels/threads.h"
 #include "kd/kernels/vecmath.h"
 
 #include <math.h>
 #include <stddef.h>
+
+/* Elements per thread below which a pass stays on one thread (~10 us). */
+#define LN_GRAIN 16384
 
 /* Normalise one row: out = (x - m) * s * w + b, s = rstd. out may alias
  * inp, hence the in-place variant below (restrict would otherwise be a
@@ -87,6 +97,8 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
 {
     if (C <= 0)
         return;
+    const int nt = threads_team(BT * C, LN_GRAIN);
+    KD_OMP_TEAM(nt, parallel for schedule(static))
     for (int64_t r = 0; r < BT; r++) {
         const float *x = inp + r * C;
         float m, var;
@@ -158,10 +170,41 @@ row_backward(float *restrict dinp, float *restrict dw, float *restrict db,
     }
 }
 
-void layernorm_backward(float *dinp, float *dweight, float *dbias,
-                        const float *dout, const float *inp, const float *mean,
-                        const float *rstd, const float *weight, int64_t BT,
-                        int64_t C)
+/* dw (C) += dy * xhat and db (C) += dy over rows [0, BT), columns [j0, j1)
+ * only; either may be NULL. Same expressions and the same KD_VL blocks as
+ * pass 1 of row_backward when j0 is a multiple of KD_VL. */
+static inline __attribute__((always_inline)) void
+cols_param_grads(float *restrict dw, float *restrict db, const float *restrict dout,
+                 const float *restrict inp, const float *restrict mean,
+                 const float *restrict rstd, int64_t BT, int64_t C, int64_t j0, int64_t j1,
+                 const int want_dw, const int want_db)
+{
+    for (int64_t r = 0; r < BT; r++) {
+        const float *dy = dout + r * C, *x = inp + r * C;
+        const float m = mean[r], s = rstd[r];
+        int64_t i = j0;
+        for (; i + KD_VL <= j1; i += KD_VL)
+            for (int k = 0; k < KD_VL; k++) {
+                float xhat = (x[i + k] - m) * s;
+                if (want_dw)
+                    dw[i + k] += dy[i + k] * xhat;
+                if (want_db)
+                    db[i + k] += dy[i + k];
+            }
+        for (; i < j1; i++) {
+            float xhat = (x[i] - m) * s;
+            if (want_dw)
+                dw[i] += dy[i] * xhat;
+            if (want_db)
+                db[i] += dy[i];
+        }
+    }
+}
+
+/* The serial backward: one fused pass per row. */
+static void backward_serial(float *dinp, float *dweight, float *dbias, const float *dout,
+                            const float *inp, const float *mean, const float *rstd,
+                            const float *weight, int64_t BT, int64_t C)
 {
     for (int64_t r = 0; r < BT; r++) {
         float *dx = dinp ? dinp + r * C : NULL;
@@ -174,5 +217,39 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias,
         else
             row_backward(dx, dweight, dbias, dy, x, weight, mean[r], rstd[r], C,
                          dx != NULL, dweight != NULL, dbias != NULL);
+    }
+}
+
+void layernorm_backward(float *dinp, float *dweight, float *dbias,
+                        const float *dout, const float *inp, const float *mean,
+                        const float *rstd, const float *weight, int64_t BT,
+                        int64_t C)
+{
+    if (C <= 0)
+        return;
+    const int nt = threads_team(BT * C, LN_GRAIN);
+    if (nt <= 1) {
+        backward_serial(dinp, dweight, dbias, dout, inp, mean, rstd, weight, BT, C);
+        return;
+    }
+    /* each thread: its rows' input gradients, then its columns' parameter
+     * gradients (the two write different tensors: no barrier needed) */
+    KD_OMP_TEAM(nt, parallel)
+    {
+        const int nth = threads_count(), id = threads_id();
+        if (dinp) {
+            int64_t r0, r1;
+            threads_split(BT, nth, id, 1, &r0, &r1);
+            for (int64_t r = r0; r < r1; r++)
+                row_backward(dinp + r * C, NULL, NULL, dout + r * C, inp + r * C, weight,
+                             mean[r], rstd[r], C, 1, 0, 0);
+        }
+        int64_t j0, j1;
+        threads_split(C, nth, id, KD_VL, &j0, &j1);
+        if (dweight && dbias)
+            cols_param_grads(dweight, dbias, dout, inp, mean, rstd, BT, C, j0, j1, 1, 1);
+        else if (dweight || dbias)
+            cols_param_grads(dweight, dbias, dout, inp, mean, rstd, BT, C, j0, j1,
+                             dweight != NULL, dbias != NULL);
     }
 }

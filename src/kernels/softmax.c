@@ -6,13 +6,20 @@
  *
  * Backward: with p = softmax(x), dp/dx = diag(p) - p p^T, so
  *     dx = p * (dp - <p, dp>)
- * one dot product and one pass per row; the Jacobian is never formed. */
+ * one dot product and one pass per row; the Jacobian is never formed.
+ *
+ * Threads (threads.h): rows are independent and are split over the team.
+ * Attention calls softmax_row_forward from its own (b,h) loop instead. */
 #include "kd/kernels/softmax.h"
 #include "kd/core/error.h"
+#include "kd/kernels/threads.h"
 #include "kd/kernels/vecmath.h"
 
 #include <math.h>
 #include <string.h>
+
+/* Elements per thread below which the work stays on one thread. */
+#define SOFTMAX_GRAIN 16384
 
 /* Passes 1-3 for one row; the mask flags are constants at every call site
  * so each of the four instances vectorises without per-element branches. */
@@ -104,9 +111,11 @@ void softmax_forward(float *probs, const float *inp, const int32_t *key_keep,
               "rows_per_mask %lld with a mask", (long long)rows_per_mask);
     /* one in-place row routine serves both forms; the copy is cheap next to
      * the exponentials */
-    if (probs != inp)
-        memcpy(probs, inp, (size_t)(R * N) * sizeof(float));
+    const int nt = threads_team(R * N, SOFTMAX_GRAIN);
+    KD_OMP_TEAM(nt, parallel for schedule(static))
     for (int64_t r = 0; r < R; r++) {
+        if (probs != inp)
+            memcpy(probs + r * N, inp + r * N, (size_t)N * sizeof(float));
         int64_t mr = (key_keep || key_bias) ? r / rows_per_mask : 0;
         softmax_row_forward(probs + r * N, key_keep ? key_keep + mr * N : NULL,
                             key_bias ? key_bias + mr * N : NULL, N);
@@ -129,6 +138,8 @@ static void row_backward(float *restrict dx, const float *restrict dp,
 void softmax_backward(float *dinp, const float *dprobs, const float *probs,
                       int64_t R, int64_t N)
 {
+    const int nt = threads_team(R * N, SOFTMAX_GRAIN);
+    KD_OMP_TEAM(nt, parallel for schedule(static))
     for (int64_t r = 0; r < R; r++)
         row_backward(dinp + r * N, dprobs + r * N, probs + r * N, N);
 }

@@ -18,7 +18,13 @@
  * where nothing else contributes, which saves zeroing a buffer; the kernel
  * calls that accumulate (LayerNorm, GELU, attention) get a zeroed one.
  * When dropout is off, the gradient of a dropout input IS its output
- * gradient, so the same buffer is used without a copy (dproj aliases). */
+ * gradient, so the same buffer is used without a copy (dproj aliases).
+ *
+ * Threads: the kernels share their loops over the team themselves
+ * (kernels/threads.h). This file's own passes do the same: zeroing and
+ * adds split their elements; the word-embedding scatter splits the columns,
+ * so that every element of a word row is summed in batch order whatever the
+ * team size. */
 #include "bert_internal.h"
 
 #include "kd/kernels/attention.h"
@@ -28,6 +34,7 @@
 #include "kd/kernels/gemm.h"
 #include "kd/kernels/layernorm.h"
 #include "kd/kernels/linear.h"
+#include "kd/kernels/threads.h"
 
 #include <string.h>
 
@@ -35,8 +42,29 @@
 
 static void zero(float *x, int64_t n)
 {
-    if (n > 0)
-        memset(x, 0, (size_t)n * sizeof(float));
+    if (n <= 0)
+        return;
+    const int nt = threads_team(n, BERT_PASS_GRAIN);
+    KD_OMP_TEAM(nt, parallel)
+    {
+        int64_t lo, hi;
+        threads_split(n, threads_count(), threads_id(), BERT_VL, &lo, &hi);
+        if (hi > lo)
+            memset(x + lo, 0, (size_t)(hi - lo) * sizeof(float));
+    }
+}
+
+/* y (n) += x (n), split over the team */
+static void acc(float *y, const float *x, int64_t n)
+{
+    const int nt = threads_team(n, BERT_PASS_GRAIN);
+    KD_OMP_TEAM(nt, parallel)
+    {
+        int64_t lo, hi;
+        threads_split(n, threads_count(), threads_id(), BERT_VL, &lo, &hi);
+        if (hi > lo)
+            bert_acc(y + lo, x + lo, hi - lo);
+    }
 }
 
 /* Gradient before a dropout whose output gradient is dout (n): dout itself
@@ -129,10 +157,19 @@ static void embeddings_backward(struct bert_model *m, const float *dh0)
                        m->a.emb_rstd, m->p.emb_ln_w, BT, C);
     embedding_backward(NULL, g->pos_emb, g->type_emb, dsum, b->input_ids, b->token_type_ids, B,
                        T, C, cfg->vocab_size, cfg->type_vocab_size);
-    for (int64_t i = 0; i < BT; i++) { /* word rows, in batch order (deterministic) */
-        const int64_t id = b->input_ids[i];
-        if (id != cfg->pad_token_id)
-            bert_acc(g->word_emb + id * C, dsum + i * C, C);
+    /* word rows, in batch order (deterministic); each thread takes columns
+     * [j0, j1) of every row, BERT_VL-aligned so bert_acc's blocks are those
+     * of the whole row */
+    const int nt = threads_team(BT * C, BERT_PASS_GRAIN);
+    KD_OMP_TEAM(nt, parallel)
+    {
+        int64_t j0, j1;
+        threads_split(C, threads_count(), threads_id(), BERT_VL, &j0, &j1);
+        for (int64_t i = 0; j1 > j0 && i < BT; i++) {
+            const int64_t id = b->input_ids[i];
+            if (id != cfg->pad_token_id)
+                bert_acc(g->word_emb + id * C + j0, dsum + i * C + j0, j1 - j0);
+        }
     }
 }
 
@@ -165,7 +202,7 @@ void bert_backward(struct bert_model *m, const struct bert_grad_in *in)
         if (g && in->grads_ready)
             in->grads_ready(in->grads_ready_ctx, l);
         if (in->dhidden[l])
-            bert_acc(dnext, in->dhidden[l], BTC);
+            acc(dnext, in->dhidden[l], BTC);
         float *t = dh;
         dh = dnext;
         dnext = t;

@@ -10,7 +10,11 @@
  *     exists on its own and no separate residual pass runs;
  *   - LayerNorm writes the next layer's input directly.
  * Everything the backward needs is kept in the activation block (see
- * struct bert_layer_acts); nothing is allocated here. */
+ * struct bert_layer_acts); nothing is allocated here.
+ *
+ * Threads: the kernels share their loops over the team themselves
+ * (kernels/threads.h); the one pass of this file, the bias + residual
+ * seeding, splits its rows the same way. */
 #include "bert_internal.h"
 
 #include "kd/kernels/attention.h"
@@ -21,6 +25,7 @@
 #include "kd/kernels/gemm.h"
 #include "kd/kernels/layernorm.h"
 #include "kd/kernels/linear.h"
+#include "kd/kernels/threads.h"
 
 #include <string.h>
 
@@ -45,6 +50,8 @@ static void proj_residual(float *out, const float *inp, const float *w, const fl
                           int64_t OC)
 {
     if (d.p == 0.0f) {
+        const int nt = threads_team(BT * OC, BERT_PASS_GRAIN);
+        KD_OMP_TEAM(nt, parallel for schedule(static))
         for (int64_t r = 0; r < BT; r++)
             bert_add(out + r * OC, res + r * OC, b, OC);
         gemm(out, OC, inp, IC, w, IC, GEMM_TRANS_N, GEMM_TRANS_T, BT, OC, IC, 1.0f, 1.0f);

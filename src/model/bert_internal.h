@@ -26,6 +26,10 @@ struct dropout_spec bert_drop(const struct bert_model *m, double p, uint64_t sit
  * count lets GCC vectorise at -O2 (same reasoning as kernels/vecmath.h). */
 #define BERT_VL 16
 
+/* Elements per thread below which the model's own memory-bound passes
+ * (adds, zeroing) stay on one thread (kernels/threads.h, threads_team). */
+#define BERT_PASS_GRAIN 32768
+
 /* y (n) = a (n) + b (n); y must not alias a or b. */
 static inline void bert_add(float *restrict y, const float *restrict a, const float *restrict b,
                             int64_t n)

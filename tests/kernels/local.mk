@@ -6,7 +6,7 @@ tests_libtap_a_SOURCES += tests/gradcheck.c tests/gradcheck.h
 KERNEL_TESTS = tests/kernels/t_rng tests/kernels/t_gemm tests/kernels/t_linear \
 	tests/kernels/t_gelu tests/kernels/t_layernorm tests/kernels/t_softmax \
 	tests/kernels/t_attention tests/kernels/t_embedding tests/kernels/t_dropout \
-	tests/kernels/t_losses tests/kernels/t_elementwise
+	tests/kernels/t_losses tests/kernels/t_elementwise tests/kernels/t_threads
 check_PROGRAMS += $(KERNEL_TESTS)
 TESTS += $(KERNEL_TESTS)
 
@@ -32,3 +32,6 @@ tests_kernels_t_losses_SOURCES = tests/kernels/t_losses.c
 tests_kernels_t_losses_LDADD = $(TEST_LIBS)
 tests_kernels_t_elementwise_SOURCES = tests/kernels/t_elementwise.c
 tests_kernels_t_elementwise_LDADD = $(TEST_LIBS)
+# the engine's own threads (OpenMP) change no result: 1 thread against 2
+tests_kernels_t_threads_SOURCES = tests/kernels/t_threads.c
+tests_kernels_t_threads_LDADD = $(TEST_LIBS)

@@ -40,7 +40,9 @@
 
 #include "kd/kernels/dropout.h"
 
-/* Floats of the scratch buffer attention_forward/backward need: 2*T*T + T. */
+/* Floats of the scratch buffer attention_forward/backward need: 2*T*T + T
+ * for each thread of the kernels' budget, threads_max() (threads.h), since
+ * the (b,h) pairs run in parallel and each thread works in its own slice. */
 int64_t attention_scratch_floats(int64_t T);
 
 /*   ctx     (B,T,NH*HS)   written
