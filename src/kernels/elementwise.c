@@ -1,5 +1,5 @@
-/* elementwise.c: tanh and residual add, forward and backward (kernels
- * layer). tanh runs on (B,C) pooler inputs only, so libm's tanhf per element
+/* elementwise.c: tanh and residual add, forward and backward, and a
+ * parallel clear (kernels layer). tanh runs on (B,C) pooler inputs only, so libm's tanhf per element
  * is fine and it stays serial; the residual add is on (B,T,C), vectorised
  * and split over the team (threads.h) in KD_VL-aligned pieces. */
 #include "kd/kernels/elementwise.h"
@@ -7,6 +7,7 @@
 #include "kd/kernels/vecmath.h"
 
 #include <math.h>
+#include <string.h>
 
 /* Elements per thread below which an add stays on one thread: an add is
  * memory-bound, ~0.1 ns per element. */
@@ -77,5 +78,19 @@ void residual_backward(float *da, float *db, const float *dout, int64_t N)
             kd_add_inplace(da + lo, dout + lo, hi - lo);
         if (db && hi > lo)
             kd_add_inplace(db + lo, dout + lo, hi - lo);
+    }
+}
+
+void zero_floats(float *x, int64_t N)
+{
+    if (N <= 0)
+        return;
+    const int nt = threads_team(N, ADD_GRAIN * 4);
+    KD_OMP_TEAM(nt, parallel)
+    {
+        int64_t lo, hi;
+        threads_split(N, threads_count(), threads_id(), KD_VL, &lo, &hi);
+        if (hi > lo)
+            memset(x + lo, 0, (size_t)(hi - lo) * sizeof *x);
     }
 }

@@ -15,6 +15,7 @@
 #include "kd/core/log.h"
 #include "kd/core/rng.h"
 #include "kd/kernels/attention.h"
+#include "kd/kernels/elementwise.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -593,5 +594,12 @@ void bert_init_random(struct bert_model *m, uint64_t seed, float std)
 /* The whole gradient block, padding included (it stays 0 either way). */
 void bert_zero_grads(struct bert_model *m)
 {
-    arena_zero(&m->grads_arena);
+    /* arena_zero's range, cleared by the thread team (the block holds
+     * floats only; any odd bytes at the end are cleared too) */
+    struct arena *a = &m->grads_arena;
+    if (!a->base || !a->used)
+        return;
+    size_t nf = a->used / sizeof(float);
+    zero_floats((float *)(void *)a->base, (int64_t)nf);
+    memset(a->base + nf * sizeof(float), 0, a->used - nf * sizeof(float));
 }

@@ -11,8 +11,14 @@
  * branch to the library), so the block's square roots go through
  * optim_sqrt_block, which uses the IEEE-exact vector instruction of the
  * target (the same correctly rounded result as sqrtf). Segment tails run
- * through the same block code on a padded copy. */
+ * through the same block code on a padded copy.
+ *
+ * Threads (kd/kernels/threads.h): each segment is cut into one piece per
+ * thread at multiples of OPTIM_VL, so every element goes through the same
+ * block (and the tail through the same padded copy) as on one thread: the
+ * update is bitwise the same for any team size. */
 #include "kd/model/optim.h"
+#include "kd/kernels/threads.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -26,6 +32,10 @@
 
 /* Block width of the vectorised loops: two AVX2 or one AVX-512 register. */
 #define OPTIM_VL 16
+
+/* Elements per thread below which the update stays on one thread (~1 ns
+ * per element, memory-bound). */
+#define OPTIM_GRAIN 65536
 
 /* a*b + c rounded once, where the target has FMA (as PyTorch's vectorised
  * add(alpha=) uses it); mul + add elsewhere, where fmaf would be a slow
@@ -292,15 +302,25 @@ void optim_step(struct optim *opt, float *params, const float *grads, double lr,
     /* the segments differ only in their decay terms; a no-decay segment
      * gets p_mul = 1 and l2 = 0, which leave p and g bit-for-bit unchanged
      * (torch multiplies by 1 - lr * 0 = 1 too) */
-    for (size_t s = 0; s < opt->nseg; s++) {
-        const struct optim_segment *seg = &opt->segs[s];
-        int decayed = seg->decay && cfg->weight_decay != 0.0;
-        /* torch: param.mul_(1 - lr * weight_decay), or grad + wd * param */
-        c.p_mul = (decayed && cfg->kind == OPTIM_KIND_ADAMW)
-                      ? (float)(1.0 - lr * cfg->weight_decay) : 1.0f;
-        c.l2 = (decayed && cfg->kind == OPTIM_KIND_ADAM) ? (float)cfg->weight_decay : 0.0f;
-        size_t o = seg->offset;
-        adam_segment(&c, params + o, grads + o, opt->m + o, opt->v + o, seg->count);
+    const float p_mul_decay = (float)(1.0 - lr * cfg->weight_decay);
+    const float l2_decay = (float)cfg->weight_decay;
+    const int nt = threads_team((int64_t)opt->count, OPTIM_GRAIN);
+    KD_OMP_TEAM(nt, parallel firstprivate(c))
+    {
+        const int parts = threads_count(), part = threads_id();
+        for (size_t s = 0; s < opt->nseg; s++) {
+            const struct optim_segment *seg = &opt->segs[s];
+            int decayed = seg->decay && cfg->weight_decay != 0.0;
+            /* torch: param.mul_(1 - lr * weight_decay), or grad + wd * param */
+            c.p_mul = (decayed && cfg->kind == OPTIM_KIND_ADAMW) ? p_mul_decay : 1.0f;
+            c.l2 = (decayed && cfg->kind == OPTIM_KIND_ADAM) ? l2_decay : 0.0f;
+            int64_t lo, hi;
+            threads_split((int64_t)seg->count, parts, part, OPTIM_VL, &lo, &hi);
+            size_t o = seg->offset + (size_t)lo;
+            if (hi > lo)
+                adam_segment(&c, params + o, grads + o, opt->m + o, opt->v + o,
+                             (size_t)(hi - lo));
+        }
     }
 }
 

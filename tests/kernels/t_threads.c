@@ -19,7 +19,9 @@
  *       nonzero first index; the residual add; embeddings with repeated ids;
  *     a 2-layer BERT, hidden 256 (classification + MLM heads, dropout 0.1, padded
  *       sequences, token types, injected tap gradients), two steps with an
- *       update in between.
+ *       update in between;
+ *     the optimizer: two AdamW steps over odd-sized segments, the squared
+ *       gradient norm (chunked, so the same on any team), clearing.
  *   In the 1-thread runs OpenBLAS is kept single-threaded too
  *   (gemm_serial_begin): with more threads its sgemm may block K
  *   differently, and the engine runs the BLAS single-threaded whenever its
@@ -43,9 +45,11 @@
 #include "kd/core/log.h"
 #include "kd/model/bert.h"
 #include "kd/model/hf_config.h"
+#include "kd/model/optim.h"
 #include "../gradcheck.h"
 #include "../tap.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -516,6 +520,75 @@ static void test_model(void)
     free(c->params0), free(c->dprobs), free(c->dscores), free(c->dhidden), free(c->rec), free(c);
 }
 
+/* ---- optimizer: AdamW update, gradient norm, clearing ---------------------- */
+
+enum { OPT_NSEG = 6 };
+
+struct optim_case {
+    struct optim_segment segs[OPT_NSEG];
+    size_t count;
+    float *p0, *g, *params, *m, *v, *cleared;
+    double sumsq;
+};
+
+/* Two AdamW steps from the same start, the squared gradient norm, and a
+ * cleared buffer. */
+static void run_optim(void *p, struct outs *o)
+{
+    struct optim_case *c = p;
+    struct optim_config cfg;
+    optim_config_default(&cfg, OPTIM_KIND_ADAMW);
+    struct optim opt;
+    struct kd_err err;
+    if (optim_init(&opt, &cfg, c->segs, OPT_NSEG, c->m, c->v, c->count, &err) != 0)
+        bail_out("optim_init: %s", err.msg);
+    memcpy(c->params, c->p0, c->count * sizeof(float));
+    optim_step(&opt, c->params, c->g, 1e-3, 0.75f);
+    optim_step(&opt, c->params, c->g, 2e-3, 1.0f);
+    c->sumsq = optim_grad_sumsq(c->g, c->segs, OPT_NSEG);
+    memcpy(c->cleared, c->g, c->count * sizeof(float));
+    optim_grad_zero(c->cleared, (int64_t)c->count);
+    outf(o, "parameters", c->params, (int64_t)c->count);
+    outf(o, "first moments", c->m, (int64_t)c->count);
+    outf(o, "second moments", c->v, (int64_t)c->count);
+    out_add(o, "squared gradient norm", &c->sumsq, sizeof c->sumsq);
+    outf(o, "cleared gradients", c->cleared, (int64_t)c->count);
+}
+
+static void test_optim(void)
+{
+    /* odd segment sizes (tails inside every split), one large enough for
+     * the norm's grain, decayed and not, one empty, and a gap before the
+     * last that no segment covers */
+    static const size_t sizes[OPT_NSEG] = {600001, 17, 0, 70003, 312, 140007};
+    struct optim_case c = {0};
+    size_t at = 0;
+    for (int i = 0; i < OPT_NSEG; i++) {
+        at += i == OPT_NSEG - 1 ? 5 : 0;
+        c.segs[i] = (struct optim_segment){.offset = at, .count = sizes[i], .decay = i % 2 == 0,
+                                           .name = "t"};
+        at += sizes[i];
+    }
+    c.count = at;
+    c.p0 = frand((int64_t)at, -1.0f, 1.0f, 71);
+    c.g = frand((int64_t)at, -0.1f, 0.1f, 72);
+    c.params = malloc(at * sizeof(float)), c.m = malloc(at * sizeof(float));
+    c.v = malloc(at * sizeof(float)), c.cleared = malloc(at * sizeof(float));
+    same_on_1_and_2("AdamW steps, gradient norm and clearing over 900k floats", run_optim, &c);
+    long double ref = 0.0L;
+    for (int i = 0; i < OPT_NSEG; i++)
+        for (size_t k = 0; k < c.segs[i].count; k++)
+            ref += (long double)c.g[c.segs[i].offset + k] * c.g[c.segs[i].offset + k];
+    const double rel = fabs((double)((c.sumsq - ref) / ref));
+    ok(rel < 1e-13, "chunked squared norm equals a long-double sum (rel err %.2g < 1e-13)",
+       rel);
+    size_t nonzero = 0;
+    for (size_t k = 0; k < at; k++)
+        nonzero += c.cleared[k] != 0.0f;
+    ok(nonzero == 0, "optim_grad_zero clears every element (%zu left)", nonzero);
+    free(c.p0), free(c.g), free(c.params), free(c.m), free(c.v), free(c.cleared);
+}
+
 /* ---- work splitting ---------------------------------------------------------- */
 
 static void test_split(void)
@@ -568,6 +641,7 @@ int main(void)
     test_attention(4, 64, 4, 32);
     test_attention(3, 61, 12, 26);
     test_model();
+    test_optim();
     return done_testing();
 }
 

@@ -1,6 +1,6 @@
 /* elementwise.h: small pointwise layers: tanh (the BERT pooler
- * activation) and the residual add (kernels layer; knows nothing of
- * models). Shapes are flattened: N = number of elements. */
+ * activation), the residual add, and clearing a buffer (kernels layer;
+ * knows nothing of models). Shapes are flattened: N = number of elements. */
 #ifndef KD_KERNELS_ELEMENTWISE_H
 #define KD_KERNELS_ELEMENTWISE_H
 
@@ -19,5 +19,9 @@ void residual_forward(float *out, const float *a, const float *b, int64_t N);
 
 /* da (N) += dout, db (N) += dout; either may be NULL. */
 void residual_backward(float *da, float *db, const float *dout, int64_t N);
+
+/* x (N) = 0, split over the thread team: gradient blocks are cleared once
+ * per optimizer step and are as large as the parameters. */
+void zero_floats(float *x, int64_t N);
 
 #endif
