@@ -15,21 +15,7 @@
 # TAP output; a failing point prints the command to re-run.
 : "${KD_HPC:?}" "${KD_SRCDIR:?}" "${KD_BUILDDIR:?}"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-n=0
-fails=0
-point() { # point 1|0 description [command]
-    n=$((n + 1))
-    if [ "$1" -eq 1 ]; then
-        echo "ok $n - $2"
-    else
-        fails=$((fails + 1))
-        echo "not ok $n - $2"
-        [ -n "${3:-}" ] && echo "# re-run: $3"
-        sed 's/^/#   /' "$tmp/out" "$tmp/err" 2>/dev/null | tail -15
-    fi
-}
+. "$KD_SRCDIR/tests/tap.sh"
 
 cat >"$tmp/job.cfg" <<EOF
 job = { name = "export"; output_dir = "$tmp/run"; seed = 5; checkpoint_every = 0; };
@@ -97,5 +83,4 @@ else
     [ $rc -eq 0 ] && grep -q '^ok 3 ' "$tmp/out" ||
         point 0 "hf_load.py ran every check (exit $rc)" "$cmd"
 fi
-echo "1..$n"
-[ "$fails" -eq 0 ]
+finish

@@ -5,22 +5,7 @@
 # TAP output; each failing point prints the command to re-run.
 : "${KD_HPC:?}" "${KD_SRCDIR:?}"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-n=0
-fails=0
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-point() { # point OK|FAIL description [command]
-    n=$((n + 1))
-    if [ "$1" = OK ]; then
-        echo "ok $n - $2"
-    else
-        fails=$((fails + 1))
-        echo "not ok $n - $2"
-        [ -n "${3:-}" ] && echo "# re-run: $3"
-        [ -s "$tmp/err" ] && sed 's/^/#   /' "$tmp/err" | head -20
-    fi
-}
+. "$KD_SRCDIR/tests/tap.sh"
 
 run() { # run EXPECTED_RC description args...
     want=$1; desc=$2; shift 2
@@ -98,5 +83,4 @@ else
     point FAIL "docs/job-config.md holds the current key table (regenerate: kd_hpc --help-keys=markdown)"
 fi
 
-echo "1..$n"
-[ "$fails" -eq 0 ]
+finish

@@ -21,21 +21,7 @@ if [ -z "${H5DUMP:-}" ]; then
 fi
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 golden="$KD_SRCDIR/hdf5-schemas/train_state.v1.ddl"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-n=0
-fails=0
-point() { # point 1|0 description [command]
-    n=$((n + 1))
-    if [ "$1" -eq 1 ]; then
-        echo "ok $n - $2"
-    else
-        fails=$((fails + 1))
-        echo "not ok $n - $2"
-        [ -n "${3:-}" ] && echo "# re-run: $3"
-        [ -s "$tmp/err" ] && sed 's/^/#   /' "$tmp/err" | tail -15
-    fi
-}
+. "$KD_SRCDIR/tests/tap.sh"
 
 # fixed data and vocabulary (not the synthetic task's), so the shapes in
 # the golden change only when the format does
@@ -111,5 +97,4 @@ point "$(test $? -eq 0 && echo 1 || echo 0)" \
 left=$(ls "$tmp/run/checkpoints" | grep -c '\.tmp\.')
 point "$(test "$left" -eq 0 && echo 1 || echo 0)" "no temporary file next to the checkpoint"
 
-echo "1..$n"
-[ "$fails" -eq 0 ]
+finish

@@ -4,7 +4,7 @@ tests_mpi_p_comm_LDADD = $(TEST_LIBS)
 tests_mpi_p_abort_SOURCES = tests/mpi/p_abort.c
 tests_mpi_p_abort_LDADD = $(TEST_LIBS)
 TESTS += tests/mpi/mpi_tests.sh
-EXTRA_DIST += tests/mpi/mpi_tests.sh tests/mpi/tap_mpi.sh
+EXTRA_DIST += tests/mpi/mpi_tests.sh tests/mpi/tap_mpi.sh tests/tap.sh
 
 # online distillation: the same student as offline (tests/mpi/online_tests.sh)
 check_PROGRAMS += tests/mpi/st_diff

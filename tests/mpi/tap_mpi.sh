@@ -1,11 +1,8 @@
 # tap_mpi.sh: shared by the MPI test runners (sourced, not run). Sets up the
 # launcher found by configure (oversubscribed, root-safe, each launch under
-# `timeout`), a scratch directory $tmp removed on exit, and three helpers:
+# `timeout`) and the TAP helpers of tests/tap.sh ($tmp, point, t, finish;
+# a failing point re-runs the last launch's $cmd), plus:
 #   launch NP cmd...   runs cmd on NP ranks; sets rc, secs, cmd
-#   point COND desc    one TAP point (COND 1 = ok); a failure prints the
-#                      command to re-run and the end of its output
-#   t EXPR...          prints 1 if the test(1) expression holds, else 0
-# and finish, which prints the plan and sets the exit status.
 # Skips the whole runner (TAP "1..0 # SKIP") when no launcher was found.
 : "${KD_BUILDDIR:?}" "${KD_SRCDIR:?}"
 if [ -z "${MPIEXEC:-}" ]; then
@@ -18,10 +15,7 @@ extra=""
 limit=120
 tmo=""
 [ -n "${TIMEOUT:-}" ] && tmo="$TIMEOUT $limit"
-n=0
-fails=0
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$KD_SRCDIR/tests/tap.sh"
 
 launch() {
     np=$1; shift
@@ -30,23 +24,4 @@ launch() {
     $cmd >"$tmp/out" 2>"$tmp/err"
     rc=$?
     secs=$(( $(date +%s) - start ))
-}
-
-point() {
-    n=$((n + 1))
-    if [ "$1" -eq 1 ]; then
-        echo "ok $n - $2"
-    else
-        fails=$((fails + 1))
-        echo "not ok $n - $2"
-        echo "# re-run: $cmd"
-        sed 's/^/#   /' "$tmp/out" "$tmp/err" | tail -15
-    fi
-}
-
-t() { [ "$@" ] && echo 1 || echo 0; }
-
-finish() {
-    echo "1..$n"
-    [ "$fails" -eq 0 ]
 }

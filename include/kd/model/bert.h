@@ -141,7 +141,9 @@ struct bert_acts {
     float *emb_rstd;   /* (B*T) */
     float **hidden;    /* [L+1] each (B,T,C): h_0 (embedding output) .. h_L */
     struct bert_layer_acts *layer; /* [L] */
-    float *attn_scratch; /* (2T^2+T) attention dropout / backward workspace */
+    /* attention dropout / backward workspace: (2T^2+T) floats for each
+     * thread of the kernels' budget (attention_scratch_floats) */
+    float *attn_scratch;
     float *cls_in;     /* (B,C) h_L[:,0] */
     float *pooled;     /* (B,C) tap */
     float *cls_drop;   /* (B,C) dropout(pooled), classifier input in training */
