@@ -4,3 +4,5 @@ src_libkd_a_SOURCES += src/core/rng.c
 noinst_HEADERS += include/kd/core/rng.h
 src_libkd_a_SOURCES += src/core/timers.c
 noinst_HEADERS += include/kd/core/timers.h
+src_libkd_a_SOURCES += src/core/text.c
+noinst_HEADERS += include/kd/core/text.h

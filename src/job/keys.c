@@ -3,7 +3,10 @@
  * validation, the echo and docs/job-config.md follow from this table. */
 #include "kd/job/keys.h"
 #include "kd/job/job.h"
+#include "kd/core/text.h"
 
+#include <inttypes.h>
+#include <stdbool.h>
 #include <string.h>
 
 #define J(f) KEY_SCOPE_JOB, offsetof(struct job, f)
@@ -401,5 +404,44 @@ void keys_print_reference(FILE *out, int markdown)
             fprintf(out, "%s\n    %s; default %s%s%s\n    %s\n", k->path, type,
                     def[0] ? def : "-", kinds[0] ? "; in " : "", kinds, k->doc);
         }
+    }
+}
+
+void key_value_text(struct kd_text *t, const struct key_def *k, const void *base)
+{
+    const void *p = (const char *)base + k->offset;
+    char one[128];
+    switch (k->type) {
+    case KEY_INT: kd_text_add(t, "%" PRId64, *(const int64_t *)p); break;
+    case KEY_FLOAT: kd_text_add(t, "%.17g", *(const double *)p); break;
+    case KEY_BOOL: kd_text_add(t, "%s", *(const bool *)p ? "true" : "false"); break;
+    case KEY_STRING: {
+        const char *s = *(char *const *)p;
+        kd_text_add(t, "\"");
+        for (; s && *s; s++)
+            kd_text_add(t, *s == '"' || *s == '\\' ? "\\%c" : *s == '\n' ? "\\n" : "%c", *s);
+        kd_text_add(t, "\"");
+        break;
+    }
+    case KEY_ENUM:
+        kd_text_add(t, "\"%s\"", key_choice_name(k, *(const int *)p, one, sizeof one));
+        break;
+    case KEY_INT_LIST: {
+        const struct int_list *l = p;
+        kd_text_add(t, "[");
+        for (int i = 0; i < l->n; i++)
+            kd_text_add(t, "%s%" PRId64, i ? ", " : "", l->v[i]);
+        kd_text_add(t, "]");
+        break;
+    }
+    case KEY_ENUM_LIST: {
+        const struct enum_list *l = p;
+        kd_text_add(t, "[");
+        for (int i = 0; i < l->n; i++)
+            kd_text_add(t, "%s\"%s\"", i ? ", " : "", key_choice_name(k, l->v[i], one, sizeof one));
+        kd_text_add(t, "]");
+        break;
+    }
+    case KEY_SECTION: break;
     }
 }

@@ -9,10 +9,10 @@
  * start-up echo (job_echo.c) prints for humans and is not used here. */
 #include "kd/job/manifest.h"
 #include "kd/job/keys.h"
+#include "kd/core/text.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,73 +26,6 @@ const char *const manifest_default_job_keys[] = {"job.seed", "data.", "teacher."
                                                  NULL};
 
 /* ---- canonical configuration text ---------------------------------------- */
-
-struct text {
-    char *buf;
-    size_t len, cap;
-};
-
-static void text_add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void text_add(struct text *t, const char *fmt, ...)
-{
-    va_list ap;
-    for (;;) {
-        size_t room = t->cap - t->len;
-        va_start(ap, fmt);
-        int k = vsnprintf(t->buf ? t->buf + t->len : NULL, t->buf ? room : 0, fmt, ap);
-        va_end(ap);
-        KD_ASSERT(k >= 0, "vsnprintf failed");
-        if (t->buf && (size_t)k < room) {
-            t->len += (size_t)k;
-            return;
-        }
-        t->cap = (t->cap + (size_t)k + 1) * 2;
-        t->buf = kd_realloc(t->buf, t->cap);
-        if (t->len == 0)
-            t->buf[0] = '\0';
-    }
-}
-
-/* Appends the value of key k in base, exactly. */
-static void add_value(struct text *t, const struct key_def *k, const void *base)
-{
-    const void *p = (const char *)base + k->offset;
-    char one[128];
-    switch (k->type) {
-    case KEY_INT: text_add(t, "%" PRId64, *(const int64_t *)p); break;
-    case KEY_FLOAT: text_add(t, "%.17g", *(const double *)p); break;
-    case KEY_BOOL: text_add(t, "%s", *(const bool *)p ? "true" : "false"); break;
-    case KEY_STRING: {
-        const char *s = *(char *const *)p;
-        text_add(t, "\"");
-        for (; s && *s; s++)
-            text_add(t, *s == '"' || *s == '\\' ? "\\%c" : *s == '\n' ? "\\n" : "%c", *s);
-        text_add(t, "\"");
-        break;
-    }
-    case KEY_ENUM:
-        text_add(t, "\"%s\"", key_choice_name(k, *(const int *)p, one, sizeof one));
-        break;
-    case KEY_INT_LIST: {
-        const struct int_list *l = p;
-        text_add(t, "[");
-        for (int i = 0; i < l->n; i++)
-            text_add(t, "%s%" PRId64, i ? ", " : "", l->v[i]);
-        text_add(t, "]");
-        break;
-    }
-    case KEY_ENUM_LIST: {
-        const struct enum_list *l = p;
-        text_add(t, "[");
-        for (int i = 0; i < l->n; i++)
-            text_add(t, "%s\"%s\"", i ? ", " : "", key_choice_name(k, l->v[i], one, sizeof one));
-        text_add(t, "]");
-        break;
-    }
-    case KEY_SECTION: break;
-    }
-}
 
 static int applies(const struct key_def *k, int kind)
 {
@@ -120,8 +53,8 @@ static const char *leaf(const char *path)
 char *manifest_stage_config(const struct job *job, const struct stage_cfg *st,
                             const char *const *job_keys)
 {
-    struct text t = {0};
-    text_add(&t, "%s", "");
+    struct kd_text t = {0};
+    kd_text_add(&t, "%s", "");
     if (!job_keys)
         job_keys = manifest_default_job_keys;
     /* the stage's own keys; its name only labels it and is not part of what
@@ -131,9 +64,9 @@ char *manifest_stage_config(const struct job *job, const struct stage_cfg *st,
         if (k->scope != KEY_SCOPE_STAGE || k->type == KEY_SECTION || !applies(k, st->kind) ||
             strcmp(k->path, "stages.[].name") == 0)
             continue;
-        text_add(&t, "stage.%s = ", leaf(k->path));
-        add_value(&t, k, st);
-        text_add(&t, "\n");
+        kd_text_add(&t, "stage.%s = ", leaf(k->path));
+        key_value_text(&t, k, st);
+        kd_text_add(&t, "\n");
     }
     for (int l = 0; l < st->n_losses; l++)
         for (size_t i = 0; i < key_table_len; i++) {
@@ -141,18 +74,18 @@ char *manifest_stage_config(const struct job *job, const struct stage_cfg *st,
             if (k->scope != KEY_SCOPE_LOSS || k->type == KEY_SECTION ||
                 !applies(k, st->losses[l].kind))
                 continue;
-            text_add(&t, "stage.losses.[%d].%s = ", l, leaf(k->path));
-            add_value(&t, k, &st->losses[l]);
-            text_add(&t, "\n");
+            kd_text_add(&t, "stage.losses.[%d].%s = ", l, leaf(k->path));
+            key_value_text(&t, k, &st->losses[l]);
+            kd_text_add(&t, "\n");
         }
     for (size_t i = 0; i < key_table_len; i++) {
         const struct key_def *k = &key_table[i];
         if (k->scope != KEY_SCOPE_JOB || k->type == KEY_SECTION ||
             !job_key_wanted(k->path, job_keys))
             continue;
-        text_add(&t, "%s = ", k->path);
-        add_value(&t, k, job);
-        text_add(&t, "\n");
+        kd_text_add(&t, "%s = ", k->path);
+        key_value_text(&t, k, job);
+        kd_text_add(&t, "\n");
     }
     return t.buf;
 }
@@ -178,10 +111,10 @@ int manifest_fingerprint(const char *kind, const char *config,
     manifest_files_copy(&sorted, &n, inputs, n_inputs);
     if (n > 1)
         qsort(sorted, (size_t)n, sizeof *sorted, cmp_file_name);
-    struct text t = {0};
-    text_add(&t, "kd_hpc.stage_fingerprint/1\nkind = %s\n%s", kind, config);
+    struct kd_text t = {0};
+    kd_text_add(&t, "kd_hpc.stage_fingerprint/1\nkind = %s\n%s", kind, config);
     for (int i = 0; i < n; i++)
-        text_add(&t, "input %s%s %s\n", sorted[i].user ? "user:" : "", sorted[i].name,
+        kd_text_add(&t, "input %s%s %s\n", sorted[i].user ? "user:" : "", sorted[i].name,
                  sorted[i].sha256);
     int rc = fs_buffer_sha256(t.buf, t.len, hex, err);
     free(t.buf);

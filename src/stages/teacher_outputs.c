@@ -6,12 +6,11 @@
  * and each addition is logged with the loss that asked for it. */
 #include "kd/stages/teacher_outputs.h"
 #include "kd/core/log.h"
+#include "kd/core/text.h"
 #include "kd/job/keys.h"
 #include "kd/kd/loss_term.h"
 #include "kd/stages/stage_models.h"
 
-#include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,32 +222,6 @@ int teacher_outputs_spec(const struct job *job, int index, const struct bert_con
     return store_spec_check(spec, err);
 }
 
-/* ---- fingerprint text ----------------------------------------------------- */
-
-struct text {
-    char *buf;
-    size_t len, cap;
-};
-
-static void text_add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void text_add(struct text *t, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    KD_ASSERT(k >= 0, "vsnprintf failed");
-    if (t->len + (size_t)k + 1 > t->cap) {
-        t->cap = (t->len + (size_t)k + 1) * 2;
-        t->buf = kd_realloc(t->buf, t->cap);
-    }
-    va_start(ap, fmt);
-    vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
-    va_end(ap);
-    t->len += (size_t)k;
-}
-
 /* The loss keys that decide what a loss reads from the teacher; weights,
  * temperatures, forms and metrics change training, not the store. */
 static const char *const need_keys[] = {"kind", "map", "student_layers", "teacher_layers",
@@ -256,9 +229,9 @@ static const char *const need_keys[] = {"kind", "map", "student_layers", "teache
 
 char *teacher_outputs_config(const struct job *job, int index)
 {
-    struct text t = {0};
-    text_add(&t, "%s", "");
-    char path[96], one[64];
+    struct kd_text t = {0};
+    kd_text_add(&t, "%s", "");
+    char path[96];
     for (int j = index + 1; j < job->n_stages; j++) {
         if (!teacher_outputs_reads_store(job, index, j))
             continue;
@@ -271,17 +244,9 @@ char *teacher_outputs_config(const struct job *job, int index)
                 KD_ASSERT(k, "no key %s", path);
                 if (k->kinds && !(k->kinds & (1u << lc->kind)))
                     continue;
-                text_add(&t, "reader.%s.losses.[%d].%s = ", ds->name, li, need_keys[q]);
-                const void *p = (const char *)lc + k->offset;
-                if (k->type == KEY_ENUM) {
-                    text_add(&t, "\"%s\"\n", key_choice_name(k, *(const int *)p, one, sizeof one));
-                } else {
-                    const struct int_list *l = p;
-                    text_add(&t, "[");
-                    for (int i = 0; i < l->n; i++)
-                        text_add(&t, "%s%" PRId64, i ? ", " : "", l->v[i]);
-                    text_add(&t, "]\n");
-                }
+                kd_text_add(&t, "reader.%s.losses.[%d].%s = ", ds->name, li, need_keys[q]);
+                key_value_text(&t, k, lc);
+                kd_text_add(&t, "\n");
             }
         }
     }

@@ -48,6 +48,12 @@ int key_choice_index(const struct key_def *k, const char *s);
 /* The text of choice i (copied into buf). */
 const char *key_choice_name(const struct key_def *k, int i, char *buf, size_t n);
 
+/* Appends the value of key k in the struct at base to t, exactly: %.17g
+ * for floats, strings quoted with \ escapes, choices by name, lists as
+ * [a, b]. The canonical text of stage fingerprints (manifest.h). */
+struct kd_text;
+void key_value_text(struct kd_text *t, const struct key_def *k, const void *base);
+
 /* The stage/loss kinds a key applies to: "finetune, distill" ("" = all). */
 void key_kinds_text(const struct key_def *k, char *buf, size_t n);
 
